@@ -1,0 +1,34 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/outputs/dagster_home
+
+.PHONY: demo test dev lint install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(STAMP)  ## materialise the whole graph on the sample data, offline
+	$(BIN)/python -m dsm_assets.demo
+
+test: $(STAMP)  ## the whole test suite; pytest's "no tests collected" (exit 5) is a failure
+	$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+dev: $(STAMP)  ## the Dagster UI on http://127.0.0.1:3000, same instance as the demo
+	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:  ## remove run-time data and outputs (not the venv)
+	rm -rf data outputs

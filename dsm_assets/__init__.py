@@ -1,0 +1,6 @@
+"""dsm_assets: dataset management for ML teams as a Dagster asset graph.
+
+The core modules (registry, fingerprint, sources, cleaning, quality, …) import neither dagster nor the
+network; the Dagster layer lives in `dsm_assets.defs` and `dsm_assets.definitions`."""
+
+__version__ = "0.1.0"

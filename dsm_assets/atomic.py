@@ -1,0 +1,76 @@
+"""Crash-safe writes: write a temp file in the target's directory, fsync, rename over the target."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+TEMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def temp_beside(directory: Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a fresh temp path in `directory`; it is removed if the block raises (or was never committed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}{suffix}"
+    # O_EXCL like mkstemp, but mode 0o666 minus the umask (mkstemp's 0o600 would stick after the rename)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def commit(tmp: Path, target: Path) -> None:
+    """fsync `tmp`, rename it over `target` (same directory), fsync the directory."""
+    fsync_file(tmp)
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temp path beside `target`; on clean exit it replaces `target`. On error `target` is untouched."""
+    with temp_beside(target.parent, suffix="-" + target.name) as tmp:
+        yield tmp
+        commit(tmp, target)
+
+
+def write_bytes(target: Path, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(target: Path, obj: Any) -> None:
+    write_bytes(target, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(directory: Path) -> int:
+    """Delete temp files a killed writer left behind in `directory`; returns how many."""
+    if not directory.is_dir():
+        return 0
+    stale = [p for p in directory.iterdir() if p.name.startswith(TEMP_PREFIX) and p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)

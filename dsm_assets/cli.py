@@ -1,0 +1,83 @@
+"""`dsm`: the command line for job scripts and humans. Uses the core only (no dagster import), so it
+starts fast and works on a node without network.
+
+Exit codes: 0 ok, 1 a data problem (missing or bad source), 2 usage or registry errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from dsm_assets import paths
+from dsm_assets.errors import DsmError, RegistryError
+from dsm_assets.registry import Registry, display_path, load_registry
+from dsm_assets.samples import install_samples
+
+
+def registry_rows(registry: Registry) -> list[dict[str, str]]:
+    data = paths.data_dir()
+    return [
+        {
+            "dataset": spec.name,
+            "repo": spec.remote.repo,
+            "remote": spec.remote.kind,
+            "cache_dir": display_path(data / spec.cache_dir),
+            "use": spec.use,
+            "source": spec.source.path,
+            "format": spec.source.format,
+        }
+        for spec in registry.datasets
+    ]
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    rows = registry_rows(load_registry())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        table = [[r["dataset"], f"{r['repo']} ({r['remote']})", r["cache_dir"], r["use"]] for r in rows]
+        print(format_table(["Dataset", "Repo", "Cache Dir", "Use"], table))
+    return 0
+
+
+def cmd_samples(args: argparse.Namespace) -> int:
+    data = paths.data_dir()
+    written = install_samples(data, overwrite=args.force)
+    print(f"{len(written)} sample file(s) written under {data / 'raw'}" + ("" if written else " (all present)"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dsm", description="Dataset management for ML teams.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("registry", help="list the registered datasets (DSM_REGISTRY or the shipped registry)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_registry)
+    p = sub.add_parser("samples", help="copy the shipped sample raw data into the data dir")
+    p.add_argument("--force", action="store_true", help="overwrite files that are already there")
+    p.set_defaults(func=cmd_samples)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RegistryError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except DsmError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""A content hash of tabular data that depends on the values only, not on how they are stored.
+
+Row chunking, string offsets, slicing, the bytes under null slots, parquet encoding and schema metadata
+all leave the hash unchanged, so the cleaned parquet and the same data loaded back through `datasets`
+hash alike. Each column feeds separate streams (validity, lengths, values), so feeding batch by batch
+gives the same digest as feeding the whole table at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+from dsm_assets.arrow_types import type_name
+
+
+class TableHasher:
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema_text = ";".join(f"{f.name}:{type_name(f.type)}" for f in schema)
+        self.rows = 0
+        self._streams: dict[str, xxhash.xxh3_128] = {}
+
+    def update(self, batch: pa.RecordBatch | pa.Table) -> None:
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+            for chunk in chunks:
+                self._feed(name, chunk)
+        self.rows += batch.num_rows
+
+    def hexdigest(self) -> str:
+        h = xxhash.xxh3_128(f"{self.schema_text}\n{self.rows}\n".encode())
+        for key in sorted(self._streams):
+            h.update(f"{key}={self._streams[key].hexdigest()}\n".encode())
+        return h.hexdigest()
+
+    def _stream(self, key: str) -> xxhash.xxh3_128:
+        if key not in self._streams:
+            self._streams[key] = xxhash.xxh3_128()
+        return self._streams[key]
+
+    def _feed(self, key: str, arr: pa.Array) -> None:
+        dtype = arr.type
+        # fed for every chunk, nulls or not, so the digest cannot depend on where chunks split
+        self._stream(key + "#valid").update(pc.is_valid(arr).to_numpy(zero_copy_only=False).tobytes())
+        if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+            lengths = pc.fill_null(pc.list_value_length(arr), 0).cast(pa.int64())
+            self._stream(key + "#len").update(lengths.to_numpy().tobytes())
+            self._feed(key + "[]", arr.flatten())
+        elif pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_binary(dtype) \
+                or pa.types.is_large_binary(dtype):
+            self._feed_binary(key, arr)
+        elif pa.types.is_boolean(dtype):
+            self._stream(key).update(pc.fill_null(arr, False).to_numpy(zero_copy_only=False).tobytes())
+        elif pa.types.is_primitive(dtype):
+            width = dtype.bit_width
+            as_int = arr.view(pa.int32() if width == 32 else pa.int64()) if width in (32, 64) else arr
+            values = pc.fill_null(as_int, 0).to_numpy(zero_copy_only=False)
+            self._stream(key).update(np.ascontiguousarray(values).tobytes())
+        else:  # rare types: fall back to their Python values
+            self._stream(key).update(repr(arr.to_pylist()).encode())
+
+    def _feed_binary(self, key: str, arr: pa.Array) -> None:
+        filled = pc.fill_null(arr, "" if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) else b"")
+        large = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+        offsets_type = np.int64 if large else np.int32
+        _, offsets_buf, data_buf = filled.buffers()
+        offsets = np.frombuffer(offsets_buf, dtype=offsets_type)[filled.offset: filled.offset + len(filled) + 1]
+        self._stream(key + "#len").update(np.diff(offsets).astype(np.int64).tobytes())
+        if data_buf is not None and len(offsets):
+            self._stream(key).update(memoryview(data_buf)[int(offsets[0]): int(offsets[-1])])
+
+
+def hash_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> tuple[str, int]:
+    """(content hash, row count) of a stream of batches."""
+    hasher = TableHasher(schema)
+    for batch in batches:
+        hasher.update(batch)
+    return hasher.hexdigest(), hasher.rows
+
+
+def hash_table(table: pa.Table) -> str:
+    return hash_batches(table.schema, table.to_batches())[0]

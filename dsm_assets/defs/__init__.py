@@ -1,0 +1,1 @@
+"""The Dagster layer: turns registry entries into assets and checks. No data logic lives here."""

@@ -1,0 +1,97 @@
+"""`<dataset>/cleaned`: the cleaning step as an asset, plus its blocking quality checks."""
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from dsm_assets import cleaning, quality
+from dsm_assets.defs.failures import as_failure
+from dsm_assets.defs.raw import raw_key
+from dsm_assets.defs.resources import DsmPaths
+from dsm_assets.registry import DatasetSpec
+
+CODE_VERSION = f"cleaned-{cleaning.CODE_VERSION}"
+
+
+def cleaned_key(spec: DatasetSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "cleaned"])
+
+
+def build_cleaned_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
+    rules = ", ".join(quality.check_names(spec))
+
+    @dg.asset(
+        key=cleaned_key(spec), deps=[raw_key(spec)], group_name=spec.name, code_version=CODE_VERSION,
+        kinds={"parquet"},
+        description=f"Cleaned `{spec.name}` for: {spec.use}. Checks: {rules}.",
+    )
+    def _cleaned(context: dg.AssetExecutionContext, dsm_paths: DsmPaths) -> dg.MaterializeResult:
+        with as_failure():
+            result = cleaning.clean_dataset(spec, dsm_paths.data)
+        verb = "reused" if result.reused else "wrote"
+        context.log.info(f"{spec.name}: {verb} {result.path.name}: {result.rows_in} rows in, "
+                         f"{result.rows_out} out, dropped {result.dropped or 'none'}")
+        return dg.MaterializeResult(data_version=dg.DataVersion(result.version), metadata=_metadata(result))
+
+    return _cleaned
+
+
+def _metadata(result: cleaning.CleanResult) -> dict[str, Any]:
+    columns = [dg.TableColumn(name, type_) for name, type_ in result.schema.items()]
+    meta: dict[str, Any] = {
+        "dagster/row_count": result.rows_out,
+        "rows_in": result.rows_in,
+        "rows_out": result.rows_out,
+        "rows_dropped": result.rows_in - result.rows_out,
+        "dagster/column_schema": dg.TableSchema(columns=columns),
+        "preview": dg.MetadataValue.md(markdown_table(result.preview, list(result.schema))),
+        "path": dg.MetadataValue.path(str(result.path)),
+        "content_hash": result.version,
+        "raw_fingerprint": result.raw_fingerprint,
+        "reused": result.reused,
+    }
+    meta.update({f"dropped_{reason.replace(':', '_')}": n for reason, n in result.dropped.items()})
+    return meta
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[str], max_cell: int = 60) -> str:
+    def cell(value: Any) -> str:
+        text = "" if value is None else str(value)
+        text = text.replace("|", "\\|").replace("\n", " ")
+        return text if len(text) <= max_cell else text[: max_cell - 1] + "…"
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def build_cleaned_checks(*, spec: DatasetSpec) -> dg.AssetChecksDefinition:
+    key = cleaned_key(spec)
+    specs = [dg.AssetCheckSpec(name, asset=key, blocking=True, description=quality.DESCRIPTIONS[name])
+             for name in quality.check_names(spec)]
+
+    @dg.multi_asset_check(specs=specs, name=f"{spec.name}__cleaned_checks", can_subset=True)
+    def _checks(context: dg.AssetCheckExecutionContext):
+        selected = {k.name for k in context.selected_asset_check_keys}
+        path = _latest_path(context, key)
+        if path is None:
+            for name in selected:
+                yield dg.AssetCheckResult(check_name=name, asset_key=key, passed=False,
+                                          description="no cleaned file recorded; materialize the asset first")
+            return
+        for outcome in quality.check_cleaned(spec, path):
+            if outcome.name in selected:
+                yield dg.AssetCheckResult(check_name=outcome.name, asset_key=key, passed=outcome.passed,
+                                          description=outcome.description, metadata=outcome.metadata)
+
+    return _checks
+
+
+def _latest_path(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> Path | None:
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    entry = event.asset_materialization.metadata.get("path")
+    path = Path(entry.value) if entry is not None else None
+    return path if path is not None and path.exists() else None

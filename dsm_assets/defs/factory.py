@@ -1,0 +1,44 @@
+"""Keyword-only factories: one registry entry → its assets and checks; a registry → one Definitions."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from dsm_assets.defs.cleaned import build_cleaned_asset, build_cleaned_checks
+from dsm_assets.defs.raw import build_raw_asset, raw_key
+from dsm_assets.defs.resources import DsmPaths
+from dsm_assets.registry import DatasetSpec, Registry
+
+OBSERVE_JOB = "observe_raw"
+MATERIALIZE_JOB = "materialize_all"
+
+
+@dataclass(frozen=True)
+class DatasetDefs:
+    assets: list[dg.AssetsDefinition]
+    checks: list[dg.AssetChecksDefinition]
+
+
+def build_dataset_defs(*, spec: DatasetSpec) -> DatasetDefs:
+    return DatasetDefs(
+        assets=[build_raw_asset(spec=spec), build_cleaned_asset(spec=spec)],
+        checks=[build_cleaned_checks(spec=spec)],
+    )
+
+
+def build_definitions(*, registry: Registry, data_dir: Path, outputs_dir: Path) -> dg.Definitions:
+    per_dataset = [build_dataset_defs(spec=spec) for spec in registry.datasets]
+    raw_keys = [raw_key(spec) for spec in registry.datasets]
+    observe = dg.define_asset_job(OBSERVE_JOB, selection=dg.AssetSelection.assets(*raw_keys),
+                                  description="Observe every raw source (fingerprint the raw files).")
+    materialize = dg.define_asset_job(
+        MATERIALIZE_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*raw_keys),
+        description="Materialize every asset downstream of the raw sources, with their checks.",
+    )
+    return dg.Definitions(
+        assets=[a for d in per_dataset for a in d.assets],
+        asset_checks=[c for d in per_dataset for c in d.checks],
+        jobs=[observe, materialize],
+        resources={"dsm_paths": DsmPaths(data_dir=str(data_dir), outputs_dir=str(outputs_dir))},
+    )

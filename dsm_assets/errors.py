@@ -1,0 +1,22 @@
+"""One small error hierarchy. Each class also subclasses the matching built-in, so callers that only
+know Python's exceptions still catch them. Messages name the file, row or key and say what to do."""
+
+
+class DsmError(Exception):
+    """Base class for every error dsm_assets raises on purpose."""
+
+
+class RegistryError(DsmError, ValueError):
+    """The registry file is missing, malformed or invalid. One line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class SourceError(DsmError, ValueError):
+    """A raw source file is missing, empty or does not match the registry (columns, types, encoding)."""
+
+
+class PathEscapeError(DsmError, ValueError):
+    """A configured path would resolve outside the data directory."""

@@ -1,0 +1,71 @@
+"""Fast content fingerprints of raw files (xxh3-128), with a stat cache so an unchanged tree is not re-read.
+
+The cache maps a file's path to (size, mtime_ns, digest). A file whose mtime is within RACY_SECONDS of
+now is hashed but not cached: it could still change within the same mtime tick (git's "racy" rule)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import xxhash
+
+from dsm_assets import atomic
+
+CHUNK = 8 << 20
+RACY_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    digest: str
+    files: int
+    bytes: int
+    rehashed: int  # files actually read this time (0 when the stat cache covered everything)
+
+
+def hash_file(path: Path) -> str:
+    h = xxhash.xxh3_128()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def fingerprint_files(files: list[Path], root: Path, cache_path: Path | None = None) -> Fingerprint:
+    """Fingerprint `files` (paths under `root`): names, sizes and contents, in sorted order."""
+    cache = _load_cache(cache_path)
+    fresh: dict[str, list] = {}
+    total = rehashed = 0
+    combined = xxhash.xxh3_128()
+    now_ns = time.time_ns()
+    for path in sorted(files):
+        rel = path.relative_to(root).as_posix()
+        st = path.stat()
+        entry = cache.get(rel)
+        if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+            digest = entry[2]
+        else:
+            digest = hash_file(path)
+            rehashed += 1
+        if now_ns - st.st_mtime_ns > RACY_SECONDS * 1e9:
+            fresh[rel] = [st.st_size, st.st_mtime_ns, digest]
+        total += st.st_size
+        combined.update(f"{rel}\0{st.st_size}\0{digest}\n".encode())
+    if cache_path is not None and fresh != cache:
+        atomic.write_json(cache_path, fresh)
+    return Fingerprint(digest=combined.hexdigest(), files=len(files), bytes=total, rehashed=rehashed)
+
+
+def _load_cache(cache_path: Path | None) -> dict[str, list]:
+    if cache_path is None or not cache_path.exists():
+        return {}
+    try:
+        data = json.loads(cache_path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}  # a damaged cache only costs a re-read

@@ -1,0 +1,27 @@
+"""Where data and outputs live. The environment is read when a function is called, never at import."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dsm_assets.errors import PathEscapeError
+
+
+def data_dir() -> Path:
+    """`DSM_DATA_DIR`, default `./data`, as an absolute path."""
+    return Path(os.environ.get("DSM_DATA_DIR") or "data").resolve()
+
+
+def outputs_dir() -> Path:
+    """`DSM_OUTPUTS_DIR`, default `./outputs`, as an absolute path."""
+    return Path(os.environ.get("DSM_OUTPUTS_DIR") or "outputs").resolve()
+
+
+def inside(base: Path, relative: str | Path, *, what: str) -> Path:
+    """Resolve `relative` under `base` and refuse anything (`..`, absolute paths, symlinks) that leaves it."""
+    base = base.resolve()
+    target = (base / relative).resolve()
+    if target != base and base not in target.parents:
+        raise PathEscapeError(f"{what}: '{relative}' resolves outside {base}; use a path inside the data dir")
+    return target

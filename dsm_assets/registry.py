@@ -1,0 +1,318 @@
+"""The dataset registry: one YAML file listing every dataset, validated as a whole.
+
+Validation reports every problem at once, one line each, as `<file>: <key path>: <problem>`, so a user
+fixes the file in one pass. The environment (`DSM_REGISTRY`) is read when `load_registry` is called."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pyarrow as pa
+import yaml
+
+from dsm_assets.arrow_types import is_text, parse_type
+from dsm_assets.errors import RegistryError
+
+DEFAULT_REGISTRY = Path(__file__).with_name("registry.yaml")
+NAME_RE = re.compile(r"^[a-z0-9_]+$")
+REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+FORMATS = ("csv", "jsonl", "parquet")
+REMOTE_KINDS = ("local",)
+UTF8_POLICIES = ("fail", "drop")
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str  # path or glob, relative to the data dir
+    format: str
+
+
+@dataclass(frozen=True)
+class Labels:
+    column: str
+    allowed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Layers:
+    """Parallel annotation layers: raw columns named `<prefix>*`; the cleaned data keeps only `canonical`."""
+
+    prefix: str
+    canonical: str
+
+
+@dataclass(frozen=True)
+class Cleaning:
+    dedupe_key: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    labels: Labels | None = None
+    layers: Layers | None = None
+    invalid_utf8: str = "fail"  # fail the run, or drop the row and count it
+
+
+@dataclass(frozen=True)
+class Remote:
+    kind: str
+    repo: str
+
+
+@dataclass(frozen=True)
+class Shards:
+    count: int = 1
+    estimated_size: int | None = None  # expected samples across all shards
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    use: str
+    source: Source
+    schema: dict[str, str]
+    cleaning: Cleaning
+    remote: Remote
+    cache_dir: str
+    shards: Shards
+    where: str = field(default="", compare=False)  # e.g. "registry.yaml: datasets[1]", for messages
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([(col, parse_type(t)) for col, t in self.schema.items()])
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("where")
+        return out
+
+
+@dataclass(frozen=True)
+class Registry:
+    path: Path
+    datasets: tuple[DatasetSpec, ...]
+
+    def get(self, name: str) -> DatasetSpec:
+        for spec in self.datasets:
+            if spec.name == name:
+                return spec
+        known = ", ".join(s.name for s in self.datasets) or "none"
+        raise RegistryError([f"{display_path(self.path)}: no dataset named '{name}' (registered: {known})"])
+
+    def fingerprint(self, name: str) -> str:
+        """A stable string of one dataset's settings, so a registry edit changes its versions."""
+        return json.dumps(self.get(name).to_dict(), sort_keys=True)
+
+
+def registry_path() -> Path:
+    env = os.environ.get("DSM_REGISTRY")
+    return Path(env) if env else DEFAULT_REGISTRY
+
+
+def display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def load_registry(path: Path | str | None = None) -> Registry:
+    """Read and validate the registry at `path` (default: `DSM_REGISTRY`, else the shipped one)."""
+    path = Path(path) if path is not None else registry_path()
+    shown = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RegistryError([f"{shown}: registry file not found; set DSM_REGISTRY to an existing file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError([f"{shown}: cannot read registry: {exc}"]) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RegistryError([f"{where}: malformed YAML: {problem}"]) from None
+    return parse_registry(doc, path)
+
+
+def parse_registry(doc: Any, path: Path) -> Registry:
+    checker = _Checker(display_path(path))
+    datasets = checker.registry(doc)
+    if checker.problems:
+        raise RegistryError(checker.problems)
+    return Registry(path=path, datasets=tuple(datasets))
+
+
+class _Checker:
+    """Walks the parsed YAML, collecting every problem with its key path instead of stopping at the first."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        self.problems: list[str] = []
+
+    def fail(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.shown}: {key}: {message}" if key else f"{self.shown}: {message}")
+
+    def mapping(self, value: Any, key: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a mapping with keys {', '.join(allowed)}")
+            return {}
+        for k in value:
+            if k not in allowed:
+                self.fail(f"{key}.{k}" if key else str(k), f"unknown key; expected one of: {', '.join(allowed)}")
+        for k in required:
+            if k not in value:
+                self.fail(f"{key}.{k}" if key else k, "missing required key")
+        return value
+
+    def string(self, value: Any, key: str) -> str | None:
+        if isinstance(value, str) and value.strip():
+            return value
+        self.fail(key, f"expected a non-empty string, got {value!r}")
+        return None
+
+    def columns(self, value: Any, key: str, schema: dict[str, str]) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key, "expected a list of column names")
+            return ()
+        for i, col in enumerate(value):
+            if schema and col not in schema:
+                self.fail(f"{key}[{i}]", f"column '{col}' is not in the schema")
+        return tuple(value)
+
+    def rel_path(self, value: Any, key: str) -> str | None:
+        text = self.string(value, key)
+        if text is None:
+            return None
+        pure = PurePosixPath(text)
+        if pure.is_absolute() or ".." in pure.parts:
+            self.fail(key, f"'{text}' would escape the data dir; use a path relative to it without '..'")
+            return None
+        return text
+
+    def registry(self, doc: Any) -> list[DatasetSpec]:
+        top = self.mapping(doc, "", ("version", "datasets"), ("datasets",))
+        raw = top.get("datasets")
+        if "datasets" in top and not isinstance(raw, list):
+            self.fail("datasets", "expected a list of datasets")
+            return []
+        specs: list[DatasetSpec] = []
+        first_seen: dict[str, int] = {}
+        for i, entry in enumerate(raw or []):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str) and name in first_seen:
+                first = f"datasets[{first_seen[name]}]"
+                self.fail(f"datasets[{i}].name", f"duplicate dataset name '{name}' (first at {first}); rename one")
+            elif isinstance(name, str):
+                first_seen[name] = i
+            spec = self.dataset(entry, f"datasets[{i}]")
+            if spec is not None:
+                specs.append(spec)
+        return specs
+
+    def dataset(self, entry: Any, key: str) -> DatasetSpec | None:
+        allowed = ("name", "use", "source", "schema", "cleaning", "remote", "cache_dir", "shards")
+        before = len(self.problems)
+        d = self.mapping(entry, key, allowed, ("name", "use", "source", "schema"))
+        name = d.get("name")
+        if "name" in d and not (isinstance(name, str) and NAME_RE.match(name)):
+            self.fail(f"{key}.name", f"invalid name {name!r}; use lowercase letters, digits and '_' only")
+        use = self.string(d["use"], f"{key}.use") if "use" in d else None
+        source = self.source(d.get("source"), f"{key}.source") if "source" in d else None
+        schema = self.schema(d.get("schema"), f"{key}.schema") if "schema" in d else {}
+        cleaning = self.cleaning(d.get("cleaning", {}), f"{key}.cleaning", schema)
+        remote = self.remote(d.get("remote", {}), f"{key}.remote", name)
+        cache_dir = self.rel_path(d.get("cache_dir", f"cache/{name}"), f"{key}.cache_dir")
+        shards = self.shards(d.get("shards", {}), f"{key}.shards")
+        if len(self.problems) > before or not d:
+            return None
+        return DatasetSpec(name=name, use=use, source=source, schema=schema, cleaning=cleaning, remote=remote,
+                           cache_dir=cache_dir, shards=shards, where=f"{self.shown}: {key}")
+
+    def source(self, value: Any, key: str) -> Source | None:
+        d = self.mapping(value, key, ("path", "format"), ("path", "format"))
+        path = self.rel_path(d["path"], f"{key}.path") if "path" in d else None
+        fmt = d.get("format")
+        if "format" in d and fmt not in FORMATS:
+            self.fail(f"{key}.format", f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
+        return Source(path=path, format=fmt) if path and fmt in FORMATS else None
+
+    def schema(self, value: Any, key: str) -> dict[str, str | None]:
+        """Column → type; a column whose type is invalid maps to None so later keys can still name it."""
+        if not isinstance(value, dict) or not value:
+            self.fail(key, "expected a non-empty mapping of column name to type, e.g. {text: string}")
+            return {}
+        out: dict[str, str | None] = {}
+        for col, typ in value.items():
+            if not isinstance(col, str) or not col:
+                self.fail(f"{key}.{col}", "column names must be non-empty strings")
+                continue
+            try:
+                parse_type(typ)
+            except ValueError as exc:
+                self.fail(f"{key}.{col}", str(exc))
+                out[col] = None
+                continue
+            out[col] = str(typ)
+        return out
+
+    def cleaning(self, value: Any, key: str, schema: dict[str, str]) -> Cleaning:
+        allowed = ("dedupe_key", "required", "labels", "layers", "invalid_utf8")
+        d = self.mapping(value, key, allowed)
+        labels = layers = None
+        if "labels" in d:
+            ld = self.mapping(d["labels"], f"{key}.labels", ("column", "allowed"), ("column", "allowed"))
+            col = ld.get("column")
+            typ = schema.get(col) if col is not None else None
+            if schema and col is not None and (col not in schema or (typ and not is_text(parse_type(typ)))):
+                self.fail(f"{key}.labels.column", f"'{col}' must be a string column in the schema")
+            vals = ld.get("allowed")
+            if "allowed" in ld and not (isinstance(vals, list) and vals and all(isinstance(v, str) for v in vals)):
+                self.fail(f"{key}.labels.allowed", "expected a non-empty list of label strings")
+            elif col is not None and vals:
+                labels = Labels(column=col, allowed=tuple(vals))
+        if "layers" in d:
+            ly = self.mapping(d["layers"], f"{key}.layers", ("prefix", "canonical"), ("prefix", "canonical"))
+            prefix, canonical = ly.get("prefix"), ly.get("canonical")
+            if isinstance(prefix, str) and isinstance(canonical, str) and canonical.startswith(prefix) and prefix:
+                layers = Layers(prefix=prefix, canonical=canonical)
+                if schema and canonical not in schema:
+                    self.fail(f"{key}.layers.canonical", f"'{canonical}' must be in the schema")
+                for col in schema:
+                    if col.startswith(prefix) and col != canonical:
+                        self.fail(f"{key.rsplit('.', 1)[0]}.schema.{col}",
+                                  f"only the canonical layer '{canonical}' may be in the schema")
+            elif ly:
+                self.fail(f"{key}.layers", "prefix and canonical must be strings and canonical must start with prefix")
+        policy = d.get("invalid_utf8", "fail")
+        if policy not in UTF8_POLICIES:
+            self.fail(f"{key}.invalid_utf8", f"expected one of: {', '.join(UTF8_POLICIES)}")
+        return Cleaning(
+            dedupe_key=self.columns(d.get("dedupe_key", []), f"{key}.dedupe_key", schema),
+            required=self.columns(d.get("required", []), f"{key}.required", schema),
+            labels=labels, layers=layers, invalid_utf8=policy,
+        )
+
+    def remote(self, value: Any, key: str, name: Any) -> Remote:
+        d = self.mapping(value, key, ("kind", "repo"))
+        kind = d.get("kind", "local")
+        if kind not in REMOTE_KINDS:
+            self.fail(f"{key}.kind", f"unknown remote kind {kind!r}; use one of: {', '.join(REMOTE_KINDS)}")
+        repo = d.get("repo", f"dsm/{name}")
+        if not (isinstance(repo, str) and REPO_RE.match(repo)):
+            self.fail(f"{key}.repo", f"invalid repo {repo!r}; expected 'namespace/name'")
+        return Remote(kind=kind, repo=repo)
+
+    def shards(self, value: Any, key: str) -> Shards:
+        d = self.mapping(value, key, ("count", "estimated_size"))
+        count = d.get("count", 1)
+        if not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
+            self.fail(f"{key}.count", f"expected an integer >= 1, got {count!r}")
+        est = d.get("estimated_size")
+        if est is not None and not (isinstance(est, int) and not isinstance(est, bool) and est >= 0):
+            self.fail(f"{key}.estimated_size", f"expected an integer >= 0 or null, got {est!r}")
+        return Shards(count=count, estimated_size=est)

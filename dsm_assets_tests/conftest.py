@@ -1,0 +1,70 @@
+"""Shared fixtures: a temp data dir holding the shipped samples, and helpers to write registries."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dsm_assets.registry import DEFAULT_REGISTRY, DatasetSpec, Registry, load_registry
+from dsm_assets.samples import install_samples
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's registry, data dir or Dagster home."""
+    monkeypatch.delenv("DSM_REGISTRY", raising=False)
+    monkeypatch.setenv("DSM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DSM_OUTPUTS_DIR", str(tmp_path / "outputs"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data dir with the shipped sample raw files in place."""
+    data = tmp_path / "data"
+    install_samples(data)
+    return data
+
+
+@pytest.fixture
+def shipped() -> Registry:
+    return load_registry(DEFAULT_REGISTRY)
+
+
+def shipped_entries() -> list[dict[str, Any]]:
+    return copy.deepcopy(yaml.safe_load(DEFAULT_REGISTRY.read_text())["datasets"])
+
+
+def write_registry(path: Path, datasets: list[dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump({"version": 1, "datasets": datasets}, sort_keys=False))
+    return path
+
+
+def spec_from(tmp_path: Path, entry: dict[str, Any]) -> DatasetSpec:
+    """Load one registry entry through the real loader (so validation applies)."""
+    return load_registry(write_registry(tmp_path / "registry.yaml", [entry])).datasets[0]
+
+
+def csv_entry(**overrides: Any) -> dict[str, Any]:
+    """A small CSV dataset entry reading raw/t/*.csv; keys in `overrides` replace the defaults."""
+    entry: dict[str, Any] = {
+        "name": "t",
+        "use": "tests",
+        "source": {"path": "raw/t/*.csv", "format": "csv"},
+        "schema": {"id": "int64", "text": "string", "label": "string"},
+        "cleaning": {"dedupe_key": ["text"], "required": ["text", "label"],
+                     "labels": {"column": "label", "allowed": ["a", "b"]}},
+    }
+    entry.update(overrides)
+    return entry
+
+
+def write_raw(data_dir: Path, name: str, filename: str, content: bytes | str) -> Path:
+    path = data_dir / "raw" / name / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path

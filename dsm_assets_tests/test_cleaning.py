@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import json
+import os
+
+import pyarrow.parquet as pq
+
+from dsm_assets.cleaning import clean_dataset, clean_dir
+from dsm_assets.contenthash import hash_table
+
+from .conftest import csv_entry, spec_from, write_raw
+
+RAW = """id,text,label
+1, hello ,a
+2,hello,a
+3,world,
+4,other,c
+5,fine,b
+6,,a
+7,fine,b
+"""
+
+
+def test_each_rule_drops_and_counts(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", RAW)
+    result = clean_dataset(spec_from(tmp_path, csv_entry()), data)
+    rows = pq.read_table(result.path).to_pylist()
+    assert rows == [{"id": 1, "text": "hello", "label": "a"}, {"id": 5, "text": "fine", "label": "b"}]
+    assert result.dropped == {"duplicate": 2, "label_not_allowed": 1, "null:label": 1, "null:text": 1}
+    assert (result.rows_in, result.rows_out) == (7, 2)
+    assert result.version == hash_table(pq.read_table(result.path))
+
+
+def test_dedupe_spans_batches_and_files(tmp_path):
+    data = tmp_path / "data"
+    body = "".join(f"{i},text{i % 50},a\n" for i in range(400))
+    write_raw(data, "t", "a.csv", "id,text,label\n" + body)
+    write_raw(data, "t", "b.csv", "id,text,label\n" + body)
+    result = clean_dataset(spec_from(tmp_path, csv_entry()), data, block_size=1024)  # many small batches
+    table = pq.read_table(result.path)
+    assert table.num_rows == 50 and sorted(table["text"].to_pylist()) == sorted(f"text{i}" for i in range(50))
+    assert table["id"].to_pylist() == list(range(50))  # the first occurrence wins
+    assert result.dropped == {"duplicate": 750}
+
+
+def test_invalid_utf8_rows_dropped_when_the_registry_says_so(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", b"id,text,label\n1,ok,a\n2,caf\xe9,b\n3,fine,b\n")
+    entry = csv_entry()
+    entry["cleaning"]["invalid_utf8"] = "drop"
+    result = clean_dataset(spec_from(tmp_path, entry), data)
+    assert pq.read_table(result.path)["id"].to_pylist() == [1, 3]
+    assert result.dropped == {"invalid_utf8": 1}
+
+
+def test_canonical_layer_is_the_only_one_kept(data_dir, shipped):
+    result = clean_dataset(shipped.get("chords"), data_dir)
+    table = pq.read_table(result.path)
+    assert [c for c in table.column_names if c.startswith("chord_layer_")] == ["chord_layer_extended"]
+    assert table["chord_layer_extended"].null_count == 0
+    assert result.dropped == {"duplicate": 11, "label_not_allowed": 4, "null:chord_layer_extended": 5}
+
+
+def test_sample_text_dataset_faults_are_all_handled(data_dir, shipped):
+    result = clean_dataset(shipped.get("text_reviews"), data_dir)
+    assert set(result.dropped) == {"duplicate", "invalid_utf8", "label_not_allowed", "null:label"}
+    table = pq.read_table(result.path)
+    texts = table["text"].to_pylist()
+    assert all(t == t.strip() for t in texts) and len(set(texts)) == len(texts)
+    assert set(table["label"].to_pylist()) == {"positive", "negative", "neutral"}
+
+
+def test_unchanged_inputs_reuse_the_file_and_write_nothing(data_dir, shipped):
+    spec = shipped.get("text_reviews")
+    first = clean_dataset(spec, data_dir)
+    out = clean_dir(data_dir, spec.name)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    second = clean_dataset(spec, data_dir)
+    after = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert (second.version, second.reused, first.reused) == (first.version, True, False)
+    assert before == after
+
+
+def test_registry_change_recleans_but_same_content_keeps_its_version(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", RAW)
+    first = clean_dataset(spec_from(tmp_path, csv_entry()), data)
+    second = clean_dataset(spec_from(tmp_path, csv_entry(use="a new description")), data)
+    assert not second.reused and second.version == first.version and second.path == first.path
+
+
+def test_raw_edit_gives_a_new_version_beside_the_old(tmp_path):
+    data = tmp_path / "data"
+    raw = write_raw(data, "t", "a.csv", RAW)
+    spec = spec_from(tmp_path, csv_entry())
+    first = clean_dataset(spec, data)
+    raw.write_text(RAW.replace("5,fine,b", "5,finer,b"))
+    second = clean_dataset(spec, data)
+    assert second.version != first.version and first.path.exists() and second.path.exists()
+
+
+def test_stats_sidecar_matches_the_result(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", RAW)
+    result = clean_dataset(spec_from(tmp_path, csv_entry()), data)
+    stats = json.loads(result.path.with_suffix(".json").read_text())
+    assert stats["rows_out"] == 2 and stats["preview"][0] == {"id": 1, "text": "hello", "label": "a"}
+    assert oct(result.path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def test_stale_temp_from_a_killed_writer_is_removed(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", RAW)
+    stale = clean_dir(data, "t") / ".tmp-deadbeef.parquet"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"PAR1 half written")
+    clean_dataset(spec_from(tmp_path, csv_entry()), data)
+    assert not stale.exists()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

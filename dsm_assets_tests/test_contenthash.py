@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dsm_assets.contenthash import hash_batches, hash_table
+
+
+def sample() -> pa.Table:
+    return pa.table({
+        "id": pa.array([1, 2, None, 4, 5], pa.int64()),
+        "text": pa.array(["a", None, "ccc", "", "ee"]),
+        "score": pa.array([0.5, 1.5, None, 2.0, -1.0]),
+        "ok": pa.array([True, None, False, True, False]),
+        "tags": pa.array([["x"], [], None, ["y", "z"], ["w"]], pa.list_(pa.string())),
+    })
+
+
+def test_independent_of_chunking_and_slicing():
+    t = sample()
+    rechunked = pa.Table.from_batches(t.to_batches(max_chunksize=2))
+    sliced = pa.concat_tables([t.slice(0, 3), t.slice(3)])
+    assert hash_table(t) == hash_table(rechunked) == hash_table(sliced)
+    assert hash_batches(t.schema, t.to_batches(max_chunksize=1))[0] == hash_table(t)
+
+
+def test_survives_a_parquet_round_trip_and_metadata(tmp_path):
+    t = sample()
+    pq.write_table(t.replace_schema_metadata({"huggingface": "{}"}), tmp_path / "x.parquet", row_group_size=2)
+    assert hash_table(pq.read_table(tmp_path / "x.parquet")) == hash_table(t)
+
+
+def test_large_string_hashes_like_string():
+    t = sample()
+    large = t.set_column(1, "text", t.column("text").cast(pa.large_string()))
+    assert hash_table(large) == hash_table(t)
+
+
+def test_ignores_bytes_under_null_slots():
+    clean = pa.array([1, None, 3], pa.int64())
+    garbage = pc.if_else(pa.array([True, False, True]), pa.array([1, 99, 3]), pa.scalar(None, pa.int64()))
+    assert hash_table(pa.table({"a": clean})) == hash_table(pa.table({"a": garbage}))
+
+
+def test_any_value_name_or_null_change_changes_the_hash():
+    base = hash_table(sample())
+    t = sample()
+    variants = [
+        t.set_column(0, "id", pa.array([1, 2, None, 4, 6], pa.int64())),
+        t.set_column(1, "text", pa.array(["a", "", "ccc", "", "ee"])),  # null → empty string
+        t.set_column(1, "text", pa.array(["a", None, "cc", "c", "ee"])),  # same bytes, other split
+        t.rename_columns(["ID", "text", "score", "ok", "tags"]),
+        t.set_column(4, "tags", pa.array([["x"], None, [], ["y", "z"], ["w"]], pa.list_(pa.string()))),
+        t.slice(0, 4),
+    ]
+    hashes = {hash_table(v) for v in variants}
+    assert base not in hashes and len(hashes) == len(variants)

@@ -1,0 +1,131 @@
+"""The Dagster layer: generated keys, checks, metadata, and real in-process runs of the whole graph."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from dsm_assets.cleaning import clean_dataset
+from dsm_assets.defs.factory import MATERIALIZE_JOB, OBSERVE_JOB, build_dataset_defs, build_definitions
+from dsm_assets.fingerprint import fingerprint_files
+from dsm_assets.registry import load_registry
+from dsm_assets.sources import resolve_files
+
+from .conftest import csv_entry, write_raw, write_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def definitions(registry, data_dir: Path) -> dg.Definitions:
+    return build_definitions(registry=registry, data_dir=data_dir, outputs_dir=data_dir.parent / "outputs")
+
+
+def run_graph(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dg.ExecuteInProcessResult]:
+    return [defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
+            for job in (OBSERVE_JOB, MATERIALIZE_JOB)]
+
+
+def test_factory_keys_groups_and_code_versions(shipped, data_dir):
+    graph = definitions(shipped, data_dir).resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"text_reviews/raw", "text_reviews/cleaned", "chords/raw", "chords/cleaned"}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.code_version, key
+        assert node.group_name == key.path[0]
+        assert shipped.get(key.path[0]).use in (node.description or "")
+    assert graph.get(dg.AssetKey(["chords", "raw"])).is_observable
+    assert graph.get(dg.AssetKey(["chords", "cleaned"])).is_materializable
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey(["chords", "cleaned"])).parent_keys} == {"chords/raw"}
+
+
+def test_factory_checks_are_blocking_and_match_the_rules(shipped):
+    chords = build_dataset_defs(spec=shipped.get("chords"))
+    specs = [s for c in chords.checks for s in c.check_specs]
+    assert {s.name for s in specs} == {"non_empty", "schema_matches_registry", "unique_dedupe_key",
+                                       "required_not_null", "labels_allowed", "one_annotation_layer"}
+    assert all(s.blocking and s.asset_key == dg.AssetKey(["chords", "cleaned"]) for s in specs)
+
+
+def test_whole_graph_in_process(shipped, data_dir):
+    defs = definitions(shipped, data_dir)
+    with dg.DagsterInstance.ephemeral() as instance:
+        observed, materialized = run_graph(defs, instance)
+        assert observed.success and materialized.success
+        checks = materialized.get_asset_check_evaluations()
+        assert len(checks) == 11 and all(c.passed for c in checks)
+        for spec in shipped.datasets:
+            expected = clean_dataset(spec, data_dir)  # reused: same inputs
+            raw = instance.get_latest_data_version_record(dg.AssetKey([spec.name, "raw"]), is_source=True)
+            fp = fingerprint_files(resolve_files(spec, data_dir), data_dir)
+            assert raw.asset_observation.data_version == fp.digest
+            event = instance.get_latest_materialization_event(dg.AssetKey([spec.name, "cleaned"]))
+            meta = event.asset_materialization.metadata
+            assert event.asset_materialization.tags["dagster/data_version"] == expected.version
+            assert event.asset_materialization.tags[f"dagster/input_data_version/{spec.name}/raw"] == fp.digest
+            assert meta["dagster/row_count"].value == expected.rows_out
+            assert meta["preview"].value.startswith("| id |")
+            assert meta["path"].value == str(expected.path)
+
+
+def test_rematerialising_unchanged_raw_keeps_the_data_version(shipped, data_dir):
+    defs = definitions(shipped, data_dir)
+    with dg.DagsterInstance.ephemeral() as instance:
+        run_graph(defs, instance)
+        key = dg.AssetKey(["chords", "cleaned"])
+        first = instance.get_latest_materialization_event(key).asset_materialization
+        run_graph(defs, instance)
+        second = instance.get_latest_materialization_event(key).asset_materialization
+        assert first.tags["dagster/data_version"] == second.tags["dagster/data_version"]
+        assert (first.metadata["reused"].value, second.metadata["reused"].value) == (False, True)
+
+
+def test_bad_input_fails_the_materialisation_with_the_message(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", "id,text,colour\n1,x,red\n")
+    registry = load_registry(write_registry(tmp_path / "registry.yaml", [csv_entry()]))
+    with dg.DagsterInstance.ephemeral() as instance:
+        observed, materialized = run_graph(definitions(registry, data), instance)
+        assert observed.success and not materialized.success
+        [failure] = [e for e in materialized.all_events if e.event_type_value == "STEP_FAILURE"]
+        description = failure.step_failure_data.user_failure_data.description
+        assert f"{data}/raw/t/a.csv: missing column(s) 'label'; extra column(s) 'colour'" in description
+        assert "\n" not in description
+    assert not list((data / "clean").rglob("*.parquet"))
+
+
+def test_failed_check_is_reported_with_its_description(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", "id,text,label\n1,x,z\n")  # the only row has a label outside the set
+    registry = load_registry(write_registry(tmp_path / "registry.yaml", [csv_entry()]))
+    with dg.DagsterInstance.ephemeral() as instance:
+        _, materialized = run_graph(definitions(registry, data), instance)
+        failed = {c.check_name: c.description for c in materialized.get_asset_check_evaluations() if not c.passed}
+    assert list(failed) == ["non_empty"] and "no rows left after cleaning" in failed["non_empty"]
+
+
+def dagster_cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "dagster"
+    return subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture
+def cli_env(tmp_path, data_dir) -> dict[str, str]:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return {**os.environ, "DAGSTER_HOME": str(home), "DSM_DATA_DIR": str(data_dir)}
+
+
+def test_dagster_cli_loads_the_project_from_its_root(cli_env):
+    validated = dagster_cli("definitions", "validate", "-w", "workspace.yaml", cwd=ROOT, env=cli_env)
+    assert validated.returncode == 0, validated.stderr[-2000:]
+    run = dagster_cli("asset", "materialize", "-m", "dsm_assets.definitions", "--select", "text_reviews/cleaned",
+                      cwd=ROOT, env=cli_env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "RUN_SUCCESS" in run.stderr + run.stdout

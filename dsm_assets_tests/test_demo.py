@@ -1,0 +1,36 @@
+"""`python -m dsm_assets.demo` (what `make demo` runs), twice, in a fresh data dir and Dagster home."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_demo(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dsm_assets.demo"], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).resolve().parent.parent)
+
+
+def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(directory)): (p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in directory.rglob("*") if p.is_file()}
+
+
+def test_demo_twice_same_versions_and_no_new_cleaned_files(tmp_path):
+    env = {**os.environ, "DSM_DATA_DIR": str(tmp_path / "data"), "DSM_OUTPUTS_DIR": str(tmp_path / "outputs")}
+    env.pop("DAGSTER_HOME", None)  # the demo defaults it to <outputs>/dagster_home
+    env.pop("DSM_REGISTRY", None)
+    first = run_demo(env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    clean = tmp_path / "data" / "clean"
+    before = snapshot(clean)
+    second = run_demo(env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert snapshot(clean) == before
+    table = lambda out: [ln.split()[:3] for ln in out.splitlines() if ln.startswith(("text_reviews ", "chords "))]  # noqa: E731
+    assert table(first.stdout) == table(second.stdout) and len(table(first.stdout)) == 2
+    assert "5/5 passed" in second.stdout and "6/6 passed" in second.stdout
+    assert "make dev" in second.stdout and "http://127.0.0.1:3000" in second.stdout
+    assert (tmp_path / "outputs" / "dagster_home" / "dagster.yaml").exists()

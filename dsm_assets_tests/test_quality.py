@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dsm_assets.cleaning import clean_dataset
+from dsm_assets.quality import check_cleaned, check_names
+
+
+def outcomes(spec, path) -> dict[str, tuple[bool, str]]:
+    return {o.name: (o.passed, o.description) for o in check_cleaned(spec, path)}
+
+
+def test_cleaned_samples_pass_every_check(data_dir, shipped):
+    for spec in shipped.datasets:
+        result = clean_dataset(spec, data_dir)
+        got = outcomes(spec, result.path)
+        assert list(got) == check_names(spec)
+        assert all(passed for passed, _ in got.values()), got
+    assert check_names(shipped.get("chords"))[-1] == "one_annotation_layer"
+    assert "one_annotation_layer" not in check_names(shipped.get("text_reviews"))
+
+
+def test_each_check_fails_on_data_that_breaks_it(tmp_path, shipped):
+    spec = shipped.get("chords")
+    bad = pa.table({
+        "id": pa.array([1, 1], pa.int64()),
+        "title": ["a", "b"],
+        "key": ["C", "D"],
+        "mode": ["major", "lydian"],
+        "tempo": pa.array([90, 100], pa.int32()),
+        "chord_layer_extended": pa.array([["C"], None], pa.list_(pa.string())),
+        "chord_layer_basic": pa.array([["C"], ["D"]], pa.list_(pa.string())),
+    })
+    pq.write_table(bad, tmp_path / "bad.parquet")
+    got = outcomes(spec, tmp_path / "bad.parquet")
+    assert got["non_empty"][0]
+    assert got["schema_matches_registry"] == (False, "tempo: registry int64 vs data int32; "
+                                                     "chord_layer_basic: registry - vs data list<string>")
+    assert got["unique_dedupe_key"] == (False, "1 duplicate key(s) on (id)")
+    assert got["required_not_null"] == (False, "chord_layer_extended: 1 nulls")
+    assert got["labels_allowed"] == (False, "labels outside the allowed set: ['lydian']")
+    assert got["one_annotation_layer"] == (False, "expected only 'chord_layer_extended', found "
+                                                  "['chord_layer_extended', 'chord_layer_basic']")
+
+
+def test_empty_cleaned_data_fails_non_empty(tmp_path, shipped):
+    spec = shipped.get("text_reviews")
+    pq.write_table(spec.arrow_schema().empty_table(), tmp_path / "empty.parquet")
+    got = outcomes(spec, tmp_path / "empty.parquet")
+    assert got["non_empty"][0] is False and "no rows left after cleaning" in got["non_empty"][1]

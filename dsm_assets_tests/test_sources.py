@@ -1,0 +1,124 @@
+"""Bad raw input: each case fails with one line naming the file and row/column, and leaves no output."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from dsm_assets.cleaning import clean_dataset, clean_dir
+from dsm_assets.errors import PathEscapeError, SourceError
+
+from .conftest import csv_entry, spec_from, write_raw
+
+CSV_HEADER = "id,text,label\n"
+
+
+def assert_fails_cleanly(spec, data_dir: Path, pattern: str) -> str:
+    with pytest.raises(SourceError) as info:
+        clean_dataset(spec, data_dir)
+    message = str(info.value)
+    assert "\n" not in message
+    assert re.search(pattern, message), message
+    out = clean_dir(data_dir, spec.name)
+    leftovers = [p.name for p in out.rglob("*") if p.is_file()] if out.exists() else []
+    assert leftovers == [], f"partial output left behind: {leftovers}"
+    return message
+
+
+def test_empty_glob_names_the_key_and_path(tmp_path):
+    spec = spec_from(tmp_path, csv_entry())
+    pattern = r"datasets\[0\]\.source\.path: 'raw/t/\*\.csv' matched no files"
+    msg = assert_fails_cleanly(spec, tmp_path / "data", pattern)
+    assert "make demo" in msg
+
+
+def test_empty_file(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", "")
+    assert_fails_cleanly(spec_from(tmp_path, csv_entry()), data, r"raw/t/a\.csv: file is empty; expected a header row")
+
+
+def test_header_only_source_has_no_data_rows(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", CSV_HEADER)
+    assert_fails_cleanly(spec_from(tmp_path, csv_entry()), data, r"has no data rows; add rows to raw/t/a\.csv")
+
+
+def test_missing_and_extra_columns(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", "id,text,colour\n1,x,red\n")
+    msg = assert_fails_cleanly(spec_from(tmp_path, csv_entry()), data,
+                               r"raw/t/a\.csv: missing column\(s\) 'label'; extra column\(s\) 'colour'")
+    assert "datasets[0].schema" in msg
+
+
+def test_value_that_cannot_be_cast_names_row_and_column(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", CSV_HEADER + "1,x,a\n2,y,b\nthree,z,a\n")
+    assert_fails_cleanly(spec_from(tmp_path, csv_entry()), data,
+                         r"raw/t/a\.csv: row 3, column 'id': cannot read 'three' as int64; fix the value or change "
+                         r".*datasets\[0\]\.schema\.id")
+
+
+def test_bad_utf8_fails_by_default_naming_the_row(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", CSV_HEADER.encode() + b"1,ok,a\n2,caf\xe9,b\n")
+    assert_fails_cleanly(spec_from(tmp_path, csv_entry()), data,
+                         r"raw/t/a\.csv: row 2, column 'text': text is not valid UTF-8; .*invalid_utf8: drop")
+
+
+def test_csv_row_with_too_many_fields(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", CSV_HEADER + "1,x,a\n2,y,b,extra\n")
+    assert_fails_cleanly(spec_from(tmp_path, csv_entry()), data, r"raw/t/a\.csv: row 2: expected 3 fields, got 4")
+
+
+def jsonl_entry() -> dict:
+    return {"name": "j", "use": "tests", "source": {"path": "raw/j/*.jsonl", "format": "jsonl"},
+            "schema": {"id": "int64", "words": "list<string>"}, "cleaning": {"dedupe_key": ["id"]}}
+
+
+def test_malformed_jsonl_line_names_the_line(tmp_path):
+    data = tmp_path / "data"
+    lines = [json.dumps({"id": i, "words": ["a"]}) for i in range(5)]
+    lines[3] = '{"id": 3, "words": ["a"'
+    write_raw(data, "j", "a.jsonl", "\n".join(lines) + "\n")
+    assert_fails_cleanly(spec_from(tmp_path, jsonl_entry()), data, r"raw/j/a\.jsonl: line 4: malformed JSON")
+
+
+def test_jsonl_value_of_the_wrong_type_names_line_and_column(tmp_path):
+    data = tmp_path / "data"
+    lines = [json.dumps({"id": i, "words": ["a"]}) for i in range(5)]
+    lines[2] = json.dumps({"id": "two", "words": ["a"]})
+    write_raw(data, "j", "a.jsonl", "\n".join(lines) + "\n")
+    assert_fails_cleanly(spec_from(tmp_path, jsonl_entry()), data,
+                         r"raw/j/a\.jsonl: line 3, column 'id': cannot read 'two' as int64")
+
+
+def test_jsonl_missing_and_extra_keys(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "j", "a.jsonl", json.dumps({"id": 1, "colour": "red"}) + "\n")
+    assert_fails_cleanly(spec_from(tmp_path, jsonl_entry()), data,
+                         r"raw/j/a\.jsonl: missing column\(s\) 'words'; extra column\(s\) 'colour'")
+
+
+def test_list_column_from_csv_is_rejected_with_the_key(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", "id,text,label\n1,x,a\n")
+    entry = csv_entry(schema={"id": "int64", "text": "list<string>", "label": "string"})
+    entry["cleaning"] = {}
+    assert_fails_cleanly(spec_from(tmp_path, entry), data, r"schema\.text: list columns need jsonl or parquet")
+
+
+def test_symlink_that_escapes_the_data_dir(tmp_path):
+    data = tmp_path / "data"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "a.csv").write_text(CSV_HEADER + "1,x,a\n")
+    (data / "raw").mkdir(parents=True)
+    (data / "raw" / "t").symlink_to(outside)
+    with pytest.raises(PathEscapeError, match=r"resolves outside .*data; use a path inside the data dir"):
+        clean_dataset(spec_from(tmp_path, csv_entry()), data)
