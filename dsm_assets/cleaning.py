@@ -21,7 +21,7 @@ import xxhash
 
 from dsm_assets import atomic
 from dsm_assets.arrow_types import type_name
-from dsm_assets.contenthash import TableHasher
+from dsm_assets.contenthash import HASH_VERSION, TableHasher
 from dsm_assets.errors import SourceError
 from dsm_assets.fingerprint import fingerprint_files
 from dsm_assets.registry import Cleaning, DatasetSpec
@@ -63,7 +63,7 @@ def clean_dataset(spec: DatasetSpec, data_dir: Path, *, block_size: int = BLOCK_
     fingerprint = fingerprint_files(files, data_dir, statcache_path(data_dir, spec.name))
     out_dir = clean_dir(data_dir, spec.name)
     input_key = xxhash.xxh3_128(
-        "\n".join([fingerprint.digest, json.dumps(spec.to_dict(), sort_keys=True), CODE_VERSION]).encode()
+        "\n".join([fingerprint.digest, json.dumps(spec.to_dict(), sort_keys=True), CODE_VERSION, HASH_VERSION]).encode()
     ).hexdigest()
     index = out_dir / "inputs" / f"{input_key}.json"
     previous = _reuse(out_dir, index)

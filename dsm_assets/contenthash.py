@@ -16,6 +16,9 @@ import xxhash
 
 from dsm_assets.arrow_types import type_name
 
+# Bump whenever the digest of the same data would change: stored versions and reuse keys depend on it.
+HASH_VERSION = "1"
+
 
 class TableHasher:
     def __init__(self, schema: pa.Schema) -> None:
