@@ -12,17 +12,19 @@ from collections.abc import Sequence
 
 from dsm_assets import paths
 from dsm_assets.errors import DsmError, RegistryError
+from dsm_assets.publishing import read_latest
 from dsm_assets.registry import Registry, display_path, load_registry
 from dsm_assets.samples import install_samples
 
 
-def registry_rows(registry: Registry) -> list[dict[str, str]]:
+def registry_rows(registry: Registry) -> list[dict[str, str | None]]:
     data = paths.data_dir()
     return [
         {
             "dataset": spec.name,
-            "repo": spec.remote.repo,
+            "repo": spec.remote.display() if spec.remote.kind == "s3" else spec.remote.repo,
             "remote": spec.remote.kind,
+            "latest": (read_latest(data, spec.name) or {}).get("tag"),
             "cache_dir": display_path(data / spec.cache_dir),
             "use": spec.use,
             "source": spec.source.path,
@@ -43,8 +45,9 @@ def cmd_registry(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        table = [[r["dataset"], f"{r['repo']} ({r['remote']})", r["cache_dir"], r["use"]] for r in rows]
-        print(format_table(["Dataset", "Repo", "Cache Dir", "Use"], table))
+        table = [[r["dataset"], f"{r['repo']} ({r['remote']})", r["latest"] or "-", r["cache_dir"], r["use"]]
+                 for r in rows]
+        print(format_table(["Dataset", "Repo", "Latest", "Cache Dir", "Use"], table))
     return 0
 
 

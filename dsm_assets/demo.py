@@ -52,6 +52,7 @@ def main() -> int:
 Where to look:
   raw files      {display_path(data / 'raw')}/<dataset>/
   cleaned data   {display_path(data / 'clean')}/<dataset>/<content-hash>.parquet
+  local remote   {display_path(data / 'remote')}/<repo>/ (objects, commits, refs/tags/v1.0 …)
   Dagster home   {display_path(home)}
   UI             make dev   → open http://127.0.0.1:3000 (Assets → a dataset group → Lineage)
   registry       dsm registry   (.venv/bin/dsm, or activate the venv)""")
@@ -62,18 +63,25 @@ def summary(registry, instance: dg.DagsterInstance, checks: list) -> str:
     rows = []
     for spec in registry.datasets:
         raw = instance.get_latest_data_version_record(dg.AssetKey([spec.name, "raw"]), is_source=True)
-        cleaned = instance.get_latest_materialization_event(dg.AssetKey([spec.name, "cleaned"]))
-        meta = cleaned.asset_materialization.metadata
-        mine = [c for c in checks if c.asset_key == dg.AssetKey([spec.name, "cleaned"])]
+        meta = _latest_metadata(instance, spec.name, "cleaned")
+        published = _latest_metadata(instance, spec.name, "published")
+        mine = [c for c in checks if c.asset_key.path[0] == spec.name]
         rows.append([
             spec.name,
             (raw.asset_observation.data_version or "?")[:12] if raw and raw.asset_observation else "?",
-            meta["content_hash"].value[:12],
+            meta["content_hash"].value[:12] + (" (reused)" if meta["reused"].value else ""),
             f"{meta['rows_in'].value} → {meta['rows_out'].value}",
+            f"{published['version'].value} ({'new' if published['new_version'].value else 'unchanged'})",
+            f"{published['bytes_uploaded'].value}",
             f"{sum(c.passed for c in mine)}/{len(mine)} passed",
-            "reused" if meta["reused"].value else "written",
         ])
-    return format_table(["Dataset", "Raw fingerprint", "Cleaned version", "Rows", "Checks", "Cleaned file"], rows)
+    headers = ["Dataset", "Raw fingerprint", "Cleaned version", "Rows", "Published", "Bytes up", "Checks"]
+    return format_table(headers, rows)
+
+
+def _latest_metadata(instance: dg.DagsterInstance, name: str, hop: str) -> dict:
+    event = instance.get_latest_materialization_event(dg.AssetKey([name, hop]))
+    return event.asset_materialization.metadata
 
 
 if __name__ == "__main__":

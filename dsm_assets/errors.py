@@ -20,3 +20,19 @@ class SourceError(DsmError, ValueError):
 
 class PathEscapeError(DsmError, ValueError):
     """A configured path would resolve outside the data directory."""
+
+
+class RemoteError(DsmError, RuntimeError):
+    """A remote (local directory, Hub, S3) refused or failed an operation. The message names the remote."""
+
+
+class RemoteAuthError(RemoteError, PermissionError):
+    """Credentials missing or rejected; the message says which variable to set."""
+
+
+class RemoteNotFoundError(RemoteError, LookupError):
+    """The repo, bucket, version or file does not exist on the remote."""
+
+
+class ConcurrentPublishError(RemoteError):
+    """Another writer published first (moved the branch or claimed the tag). Nothing of ours was promoted."""

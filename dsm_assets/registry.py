@@ -22,7 +22,8 @@ DEFAULT_REGISTRY = Path(__file__).with_name("registry.yaml")
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 FORMATS = ("csv", "jsonl", "parquet")
-REMOTE_KINDS = ("local",)
+REMOTE_KINDS = ("local", "hub", "s3")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 UTF8_POLICIES = ("fail", "drop")
 
 
@@ -57,8 +58,17 @@ class Cleaning:
 
 @dataclass(frozen=True)
 class Remote:
-    kind: str
-    repo: str
+    kind: str  # local | hub | s3
+    repo: str  # namespace/name: the local remote's directory, the Hub repo id, the S3 key prefix's last part
+    private: bool = True  # hub: create the repo private
+    create: bool = True  # hub: create the repo when missing (False: a missing repo is an error)
+    bucket: str | None = None  # s3
+    prefix: str = "datasets"  # s3: objects live under s3://<bucket>/<prefix>/<repo>/
+
+    def display(self) -> str:
+        if self.kind == "s3":
+            return f"s3://{self.bucket}/{self.prefix}/{self.repo}"
+        return f"{self.repo} ({self.kind})"
 
 
 @dataclass(frozen=True)
@@ -298,14 +308,29 @@ class _Checker:
         )
 
     def remote(self, value: Any, key: str, name: Any) -> Remote:
-        d = self.mapping(value, key, ("kind", "repo"))
+        only = {"private": "hub", "create": "hub", "bucket": "s3", "prefix": "s3"}
+        d = self.mapping(value, key, ("kind", "repo", *only))
         kind = d.get("kind", "local")
         if kind not in REMOTE_KINDS:
             self.fail(f"{key}.kind", f"unknown remote kind {kind!r}; use one of: {', '.join(REMOTE_KINDS)}")
+        for field_name, owner in only.items():
+            if field_name in d and kind != owner:
+                self.fail(f"{key}.{field_name}", f"only applies to kind: {owner}")
         repo = d.get("repo", f"dsm/{name}")
         if not (isinstance(repo, str) and REPO_RE.match(repo)):
             self.fail(f"{key}.repo", f"invalid repo {repo!r}; expected 'namespace/name'")
-        return Remote(kind=kind, repo=repo)
+        for flag in ("private", "create"):
+            if not isinstance(d.get(flag, True), bool):
+                self.fail(f"{key}.{flag}", "expected true or false")
+        bucket = d.get("bucket")
+        if kind == "s3" and not (isinstance(bucket, str) and BUCKET_RE.match(bucket)):
+            self.fail(f"{key}.bucket", f"s3 remotes need a valid bucket name, got {bucket!r}")
+        prefix = d.get("prefix", "datasets")
+        if not (isinstance(prefix, str) and prefix.strip("/") and ".." not in prefix.split("/")):
+            self.fail(f"{key}.prefix", f"expected a key prefix like 'datasets', got {prefix!r}")
+            prefix = "datasets"
+        return Remote(kind=kind, repo=repo, private=d.get("private", True), create=d.get("create", True),
+                      bucket=bucket, prefix=str(prefix).strip("/"))
 
     def shards(self, value: Any, key: str) -> Shards:
         d = self.mapping(value, key, ("count", "estimated_size"))

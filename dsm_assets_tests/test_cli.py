@@ -14,8 +14,8 @@ from .conftest import csv_entry, shipped_entries, write_registry
 def test_registry_table(capsys):
     assert main(["registry"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["Dataset", "Repo", "Cache", "Dir", "Use"]
-    assert lines[2].startswith("text_reviews  dsm/text_reviews (local)")
+    assert lines[0].split() == ["Dataset", "Repo", "Latest", "Cache", "Dir", "Use"]
+    assert lines[2].split()[:4] == ["text_reviews", "dsm/text_reviews", "(local)", "-"]
     assert "cache/text_reviews" in lines[2] and "Product-review sentiment" in lines[2]
     assert lines[3].startswith("chords")
 
@@ -24,7 +24,7 @@ def test_registry_json(capsys):
     assert main(["registry", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["dataset"] for r in rows] == ["text_reviews", "chords"]
-    assert set(rows[0]) == {"dataset", "repo", "remote", "cache_dir", "use", "source", "format"}
+    assert set(rows[0]) == {"dataset", "repo", "remote", "latest", "cache_dir", "use", "source", "format"}
 
 
 def test_dsm_registry_env_with_a_dataset_outside_the_samples(tmp_path, monkeypatch, capsys):

@@ -33,7 +33,7 @@ def run_graph(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dg.Exe
 def test_factory_keys_groups_and_code_versions(shipped, data_dir):
     graph = definitions(shipped, data_dir).resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"text_reviews/raw", "text_reviews/cleaned", "chords/raw", "chords/cleaned"}
+    assert keys == {f"{d}/{hop}" for d in ("text_reviews", "chords") for hop in ("raw", "cleaned", "published")}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.code_version, key
@@ -42,14 +42,19 @@ def test_factory_keys_groups_and_code_versions(shipped, data_dir):
     assert graph.get(dg.AssetKey(["chords", "raw"])).is_observable
     assert graph.get(dg.AssetKey(["chords", "cleaned"])).is_materializable
     assert {k.to_user_string() for k in graph.get(dg.AssetKey(["chords", "cleaned"])).parent_keys} == {"chords/raw"}
+    published = graph.get(dg.AssetKey(["chords", "published"]))
+    assert {k.to_user_string() for k in published.parent_keys} == {"chords/cleaned"}
 
 
 def test_factory_checks_are_blocking_and_match_the_rules(shipped):
     chords = build_dataset_defs(spec=shipped.get("chords"))
     specs = [s for c in chords.checks for s in c.check_specs]
-    assert {s.name for s in specs} == {"non_empty", "schema_matches_registry", "unique_dedupe_key",
+    assert {s.name for s in specs} == {"round_trip", "non_empty", "schema_matches_registry", "unique_dedupe_key",
                                        "required_not_null", "labels_allowed", "one_annotation_layer"}
-    assert all(s.blocking and s.asset_key == dg.AssetKey(["chords", "cleaned"]) for s in specs)
+    cleaned = [s for s in specs if s.name != "round_trip"]
+    assert all(s.blocking and s.asset_key == dg.AssetKey(["chords", "cleaned"]) for s in cleaned)
+    [round_trip] = [s for s in specs if s.name == "round_trip"]
+    assert round_trip.blocking and round_trip.asset_key == dg.AssetKey(["chords", "published"])
 
 
 def test_whole_graph_in_process(shipped, data_dir):
@@ -58,7 +63,7 @@ def test_whole_graph_in_process(shipped, data_dir):
         observed, materialized = run_graph(defs, instance)
         assert observed.success and materialized.success
         checks = materialized.get_asset_check_evaluations()
-        assert len(checks) == 11 and all(c.passed for c in checks)
+        assert len(checks) == 13 and all(c.passed for c in checks), [c for c in checks if not c.passed]
         for spec in shipped.datasets:
             expected = clean_dataset(spec, data_dir)  # reused: same inputs
             raw = instance.get_latest_data_version_record(dg.AssetKey([spec.name, "raw"]), is_source=True)
@@ -71,6 +76,12 @@ def test_whole_graph_in_process(shipped, data_dir):
             assert meta["dagster/row_count"].value == expected.rows_out
             assert meta["preview"].value.startswith("| id |")
             assert meta["path"].value == str(expected.path)
+            published = instance.get_latest_materialization_event(dg.AssetKey([spec.name, "published"]))
+            pmeta = published.asset_materialization.metadata
+            assert pmeta["version"].value == "v1.0" and pmeta["new_version"].value is True
+            assert pmeta["content_hash"].value == expected.version and pmeta["bytes_uploaded"].value > 0
+            assert published.asset_materialization.tags["dagster/data_version"] == pmeta["commit"].value
+            assert pmeta["url"].value.endswith(f"dsm/{spec.name}@v1.0")
 
 
 def test_rematerialising_unchanged_raw_keeps_the_data_version(shipped, data_dir):
@@ -107,6 +118,7 @@ def test_failed_check_is_reported_with_its_description(tmp_path):
         _, materialized = run_graph(definitions(registry, data), instance)
         failed = {c.check_name: c.description for c in materialized.get_asset_check_evaluations() if not c.passed}
     assert list(failed) == ["non_empty"] and "no rows left after cleaning" in failed["non_empty"]
+    assert not (data / "remote").exists()  # the blocking check stopped publishing
 
 
 def dagster_cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:

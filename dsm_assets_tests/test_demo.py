@@ -18,7 +18,7 @@ def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
             for p in directory.rglob("*") if p.is_file()}
 
 
-def test_demo_twice_same_versions_and_no_new_cleaned_files(tmp_path):
+def test_demo_twice_then_one_edited_row(tmp_path):
     env = {**os.environ, "DSM_DATA_DIR": str(tmp_path / "data"), "DSM_OUTPUTS_DIR": str(tmp_path / "outputs")}
     env.pop("DAGSTER_HOME", None)  # the demo defaults it to <outputs>/dagster_home
     env.pop("DSM_REGISTRY", None)
@@ -31,6 +31,14 @@ def test_demo_twice_same_versions_and_no_new_cleaned_files(tmp_path):
     assert snapshot(clean) == before
     table = lambda out: [ln.split()[:3] for ln in out.splitlines() if ln.startswith(("text_reviews ", "chords "))]  # noqa: E731
     assert table(first.stdout) == table(second.stdout) and len(table(first.stdout)) == 2
-    assert "5/5 passed" in second.stdout and "6/6 passed" in second.stdout
+    assert "6/6 passed" in second.stdout and "7/7 passed" in second.stdout
+    assert first.stdout.count("v1.0 (new)") == 2 and second.stdout.count("v1.0 (unchanged)") == 2
+    raw = tmp_path / "data" / "raw" / "chords" / "chords.jsonl"
+    lines = raw.read_text().splitlines(keepends=True)
+    raw.write_text(lines[0].replace('"tempo": ', '"tempo": 1') + "".join(lines[1:]))  # edit one raw row
+    third = run_demo(env)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "v1.1 (new)" in [r for r in third.stdout.splitlines() if r.startswith("chords ")][0]
+    assert "v1.0 (unchanged)" in [r for r in third.stdout.splitlines() if r.startswith("text_reviews ")][0]
     assert "make dev" in second.stdout and "http://127.0.0.1:3000" in second.stdout
     assert (tmp_path / "outputs" / "dagster_home" / "dagster.yaml").exists()

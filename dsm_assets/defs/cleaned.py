@@ -9,6 +9,7 @@ from dsm_assets import cleaning, quality
 from dsm_assets.defs.failures import as_failure
 from dsm_assets.defs.raw import raw_key
 from dsm_assets.defs.resources import DsmPaths
+from dsm_assets.publishing import CleanedRef
 from dsm_assets.registry import DatasetSpec
 
 CODE_VERSION = f"cleaned-{cleaning.CODE_VERSION}"
@@ -74,13 +75,13 @@ def build_cleaned_checks(*, spec: DatasetSpec) -> dg.AssetChecksDefinition:
     @dg.multi_asset_check(specs=specs, name=f"{spec.name}__cleaned_checks", can_subset=True)
     def _checks(context: dg.AssetCheckExecutionContext):
         selected = {k.name for k in context.selected_asset_check_keys}
-        path = _latest_path(context, key)
-        if path is None:
+        cleaned = latest_cleaned(context.instance, spec)
+        if cleaned is None:
             for name in selected:
                 yield dg.AssetCheckResult(check_name=name, asset_key=key, passed=False,
                                           description="no cleaned file recorded; materialize the asset first")
             return
-        for outcome in quality.check_cleaned(spec, path):
+        for outcome in quality.check_cleaned(spec, cleaned.path):
             if outcome.name in selected:
                 yield dg.AssetCheckResult(check_name=outcome.name, asset_key=key, passed=outcome.passed,
                                           description=outcome.description, metadata=outcome.metadata)
@@ -88,10 +89,14 @@ def build_cleaned_checks(*, spec: DatasetSpec) -> dg.AssetChecksDefinition:
     return _checks
 
 
-def _latest_path(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> Path | None:
-    event = context.instance.get_latest_materialization_event(key)
+def latest_cleaned(instance: dg.DagsterInstance, spec: DatasetSpec) -> CleanedRef | None:
+    """The cleaned file the latest materialisation recorded (None if never materialised or since deleted)."""
+    event = instance.get_latest_materialization_event(cleaned_key(spec))
     if event is None or event.asset_materialization is None:
         return None
-    entry = event.asset_materialization.metadata.get("path")
-    path = Path(entry.value) if entry is not None else None
-    return path if path is not None and path.exists() else None
+    meta = event.asset_materialization.metadata
+    path = Path(meta["path"].value)
+    if not path.exists():
+        return None
+    schema = {c.name: c.type for c in meta["dagster/column_schema"].value.columns}
+    return CleanedRef(path=path, content_hash=meta["content_hash"].value, rows=meta["rows_out"].value, schema=schema)

@@ -6,8 +6,9 @@ from pathlib import Path
 import dagster as dg
 
 from dsm_assets.defs.cleaned import build_cleaned_asset, build_cleaned_checks
+from dsm_assets.defs.published import build_published_asset, build_round_trip_check
 from dsm_assets.defs.raw import build_raw_asset, raw_key
-from dsm_assets.defs.resources import DsmPaths
+from dsm_assets.defs.resources import DsmPaths, DsmRemotes
 from dsm_assets.registry import DatasetSpec, Registry
 
 OBSERVE_JOB = "observe_raw"
@@ -22,12 +23,13 @@ class DatasetDefs:
 
 def build_dataset_defs(*, spec: DatasetSpec) -> DatasetDefs:
     return DatasetDefs(
-        assets=[build_raw_asset(spec=spec), build_cleaned_asset(spec=spec)],
-        checks=[build_cleaned_checks(spec=spec)],
+        assets=[build_raw_asset(spec=spec), build_cleaned_asset(spec=spec), build_published_asset(spec=spec)],
+        checks=[build_cleaned_checks(spec=spec), build_round_trip_check(spec=spec)],
     )
 
 
-def build_definitions(*, registry: Registry, data_dir: Path, outputs_dir: Path) -> dg.Definitions:
+def build_definitions(*, registry: Registry, data_dir: Path, outputs_dir: Path,
+                      remotes: DsmRemotes | None = None) -> dg.Definitions:
     per_dataset = [build_dataset_defs(spec=spec) for spec in registry.datasets]
     raw_keys = [raw_key(spec) for spec in registry.datasets]
     observe = dg.define_asset_job(OBSERVE_JOB, selection=dg.AssetSelection.assets(*raw_keys),
@@ -40,5 +42,6 @@ def build_definitions(*, registry: Registry, data_dir: Path, outputs_dir: Path) 
         assets=[a for d in per_dataset for a in d.assets],
         asset_checks=[c for d in per_dataset for c in d.checks],
         jobs=[observe, materialize],
-        resources={"dsm_paths": DsmPaths(data_dir=str(data_dir), outputs_dir=str(outputs_dir))},
+        resources={"dsm_paths": DsmPaths(data_dir=str(data_dir), outputs_dir=str(outputs_dir)),
+                   "dsm_remotes": remotes or DsmRemotes.from_env()},
     )

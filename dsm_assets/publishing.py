@@ -1,0 +1,138 @@
+"""cleaned → published: decide the version, build the dataset card, publish through the dataset's remote.
+
+A version is three files: the cleaned parquet (`data/train-00000-of-00001.parquet`), a dataset card
+`README.md` whose YAML `configs` point `datasets` at the parquet and whose table lists every version,
+and `dsm.json` (content hash, schema, rows, history) from which the next publish decides its version."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dsm_assets import atomic, versioning
+from dsm_assets.registry import DatasetSpec
+from dsm_assets.remotes.base import Remote
+
+DATA_PATH = "data/train-00000-of-00001.parquet"
+INFO_PATH = "dsm.json"
+
+
+@dataclass(frozen=True)
+class CleanedRef:
+    """What publishing needs to know about the cleaned asset's latest materialisation."""
+
+    path: Path
+    content_hash: str
+    rows: int
+    schema: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    dataset: str
+    tag: str
+    commit: str
+    url: str
+    bytes_uploaded: int
+    files: tuple[str, ...]
+    new: bool  # False: the content was already published as `tag`, nothing was uploaded
+    content_hash: str
+    rows: int
+
+
+def publish_cleaned(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, *, data_dir: Path) -> PublishOutcome:
+    tags = remote.tags()
+    latest = versioning.latest_tag(tags)
+    previous = json.loads(remote.read_file(tags[latest], INFO_PATH)) if latest else None
+    schema_hash = versioning.schema_hash(cleaned.schema)
+    tag = versioning.next_tag(latest, previous and previous["content_hash"], previous and previous["schema_hash"],
+                              cleaned.content_hash, schema_hash)
+    if tag is None:
+        outcome = PublishOutcome(spec.name, latest, tags[latest], remote.version_url(latest), 0, (), False,
+                                 previous["content_hash"], previous["rows"])
+    else:
+        info = _version_info(spec, tag, cleaned, schema_hash, previous)
+        with tempfile.TemporaryDirectory(prefix="dsm-publish-") as tmp:
+            files = _stage(Path(tmp), cleaned.path, spec, info)
+            message = f"{spec.name} {tag}: {cleaned.rows} rows, content {cleaned.content_hash[:12]}"
+            done = remote.publish(files, tag=tag, parent=tags[latest] if latest else None, message=message)
+        outcome = PublishOutcome(spec.name, tag, done.commit, remote.version_url(tag), done.bytes_uploaded,
+                                 done.files, True, cleaned.content_hash, cleaned.rows)
+    record_latest(data_dir, outcome)
+    return outcome
+
+
+def _version_info(spec: DatasetSpec, tag: str, cleaned: CleanedRef, schema_hash: str,
+                  previous: dict[str, Any] | None) -> dict[str, Any]:
+    entry = {"version": tag, "content_hash": cleaned.content_hash, "rows": cleaned.rows, "schema_hash": schema_hash,
+             "published_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    history = [entry, *(previous["history"] if previous else [])]
+    return {"dataset": spec.name, "use": spec.use, **entry, "schema": cleaned.schema, "history": history}
+
+
+def _stage(tmp: Path, parquet: Path, spec: DatasetSpec, info: dict[str, Any]) -> dict[str, Path]:
+    files = {DATA_PATH: tmp / "train.parquet", "README.md": tmp / "README.md", INFO_PATH: tmp / "dsm.json"}
+    try:
+        files[DATA_PATH].hardlink_to(parquet)  # no copy of possibly large data when on one filesystem
+    except OSError:
+        shutil.copyfile(parquet, files[DATA_PATH])
+    files["README.md"].write_text(dataset_card(spec, info))
+    files[INFO_PATH].write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return files
+
+
+def dataset_card(spec: DatasetSpec, info: dict[str, Any]) -> str:
+    """README.md: `configs` so `datasets.load_dataset(repo, revision=…)` finds the parquet, and the version table."""
+    rows = "\n".join(f"| {h['version']} | {h['published_at'][:10]} | {h['rows']} | `{h['content_hash'][:16]}` |"
+                     for h in info["history"])
+    columns = "\n".join(f"| `{name}` | {typ} |" for name, typ in info["schema"].items())
+    return f"""---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: data/train-*.parquet
+tags:
+- dsm_assets
+---
+
+# {spec.name}
+
+{spec.use}
+
+Published by dsm_assets. Load a pinned version with
+`datasets.load_dataset("{spec.remote.repo}", revision="{info['version']}")`.
+
+## Versions
+
+| version | published | rows | content hash |
+|---|---|---|---|
+{rows}
+
+## Columns
+
+| column | type |
+|---|---|
+{columns}
+"""
+
+
+def record_path(data_dir: Path, name: str) -> Path:
+    return data_dir / ".dsm" / "published" / f"{name}.json"
+
+
+def record_latest(data_dir: Path, outcome: PublishOutcome) -> None:
+    """Remember the latest version locally, so `dsm registry` can show it without asking the remote."""
+    atomic.write_json(record_path(data_dir, outcome.dataset), asdict(outcome))
+
+
+def read_latest(data_dir: Path, name: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(record_path(data_dir, name).read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,88 @@
+"""The one Remote interface. A remote stores versions of a dataset as commits (a set of files) and names
+the published ones with tags; the tags are the truth of what is published.
+
+Every implementation makes `publish` atomic: files are uploaded and verified before the tag that makes
+them a version is created, and the tag is created only if no one else holds it (create-only), so two
+writers cannot both publish `v1.1` and a crash leaves the previous version as the latest."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import pyarrow as pa
+
+from dsm_assets.errors import ConcurrentPublishError, RemoteNotFoundError
+from dsm_assets.versioning import latest_tag
+
+DATA_GLOB = "data/train-*.parquet"
+
+
+@dataclass(frozen=True)
+class Published:
+    tag: str
+    commit: str
+    bytes_uploaded: int
+    files: tuple[str, ...]
+
+
+class Remote(ABC):
+    kind: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """Where a human finds the repo."""
+
+    def version_url(self, tag: str) -> str:
+        return f"{self.url}@{tag}"
+
+    @abstractmethod
+    def tags(self) -> dict[str, str]:
+        """Every tag → the commit it names. Empty for a repo with nothing published yet."""
+
+    @abstractmethod
+    def publish(self, files: Mapping[str, Path], *, tag: str, parent: str | None, message: str) -> Published:
+        """Upload `files` (repo path → local file) as one commit, verify it, then create `tag` on it.
+
+        `parent` is the commit of the latest tag the caller saw (None for a first publish). Raises
+        ConcurrentPublishError when another writer moved the remote on or already holds `tag`."""
+
+    @abstractmethod
+    def list_files(self, commit: str) -> dict[str, int]:
+        """Repo path → size in bytes of every file at `commit`."""
+
+    @abstractmethod
+    def read_file(self, commit: str, path: str) -> bytes:
+        """One file's bytes at `commit`."""
+
+    @abstractmethod
+    def load_table(self, commit: str) -> pa.Table:
+        """The dataset at `commit`, read through this remote's normal read path."""
+
+    def resolve(self, tag: str) -> str:
+        tags = self.tags()
+        if tag not in tags:
+            known = ", ".join(sorted(tags)) or "none"
+            raise RemoteNotFoundError(f"{self.url}: no version '{tag}' (published: {known})")
+        return tags[tag]
+
+
+def ensure_publishable(url: str, tags: Mapping[str, str], tag: str, parent: str | None) -> None:
+    """Refuse to publish `tag` unless the latest tag is still the `parent` the caller built on and `tag` is free."""
+    latest = latest_tag(tags)
+    if (tags[latest] if latest else None) != parent or tag in tags:
+        raise ConcurrentPublishError(f"{url}: another writer published first (latest is {latest or 'nothing'}); "
+                                     f"{tag} was not created. Re-run to publish on top of it")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

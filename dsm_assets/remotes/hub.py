@@ -1,0 +1,208 @@
+"""A Hugging Face Hub dataset repo as a remote, through huggingface_hub's HfApi.
+
+Publishing a version:
+  1. branch `dsm-staging-<tag>-<random>` from main's head, and commit the files there (`parent_commit` = head)
+  2. verify the staged commit: every file present with the right size and git blob id
+  3. promote: the same files as one commit on main with `parent_commit` = the head seen in step 1, so a
+     writer that moved main in between makes this fail with 412 instead of overwriting its work
+  4. tag the promoted commit (create-only: a 409 means someone else holds the tag), delete the staging branch
+A crash before step 3 leaves main and the tags untouched; one between 3 and 4 leaves main ahead of the
+latest tag, and tags are the truth, so the previous version is still the latest. On the Hub the promotion
+re-sends only small files: parquet goes through LFS/Xet, whose content-addressed storage already holds it.
+
+create_commit, create_tag and the other calls the client does not retry are retried here (tenacity) on
+429/5xx and connection errors, with exponential backoff and a bounded number of tries. The token is
+passed to HfApi and never appears in messages or metadata."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx2
+import pyarrow as pa
+from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from dsm_assets.errors import ConcurrentPublishError, RemoteAuthError, RemoteError, RemoteNotFoundError
+from dsm_assets.remotes.base import Published, Remote, ensure_publishable, sha256_file
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+T = TypeVar("T")
+
+# Run in a subprocess so that HF_ENDPOINT/HF_HOME, which datasets reads at import, are set before import.
+_LOAD_SCRIPT = """
+import sys, datasets, pyarrow as pa
+ds = datasets.load_dataset(sys.argv[1], revision=sys.argv[2], split="train")
+table = ds.with_format("arrow")[:]
+with pa.OSFile(sys.argv[3], "wb") as f, pa.ipc.new_file(f, table.schema) as w:
+    w.write_table(table)
+"""
+
+
+class HubRemote(Remote):
+    kind = "hub"
+
+    def __init__(self, repo_id: str, *, endpoint: str, token: str | None, private: bool = True,
+                 create: bool = True, cache_dir: Path | None = None, max_tries: int = 5,
+                 backoff_seconds: float = 1.0) -> None:
+        self.repo_id = repo_id
+        self.endpoint = endpoint.rstrip("/")
+        self._token = token
+        self.private, self.create = private, create
+        self.cache_dir = cache_dir
+        self.max_tries, self.backoff_seconds = max_tries, backoff_seconds
+        self.api = HfApi(endpoint=self.endpoint, token=token or False)
+        self._repo_ready = False
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"HubRemote({self.repo_id!r}, endpoint={self.endpoint!r})"
+
+    @property
+    def url(self) -> str:
+        return f"{self.endpoint}/datasets/{self.repo_id}"
+
+    def version_url(self, tag: str) -> str:
+        return f"{self.url}/tree/{tag}"
+
+    def ensure_repo(self) -> None:
+        if self._repo_ready:
+            return
+        if self.create:
+            self._call("create repo", self.api.create_repo, self.repo_id, repo_type="dataset",
+                       private=self.private, exist_ok=True)
+        else:
+            self._call("read repo", self.api.repo_info, self.repo_id, repo_type="dataset")
+        self._repo_ready = True
+
+    def tags(self) -> dict[str, str]:
+        self.ensure_repo()
+        refs = self._call("list refs", self.api.list_repo_refs, self.repo_id, repo_type="dataset")
+        return {t.name: t.target_commit for t in refs.tags}
+
+    def _head(self) -> str:
+        refs = self._call("list refs", self.api.list_repo_refs, self.repo_id, repo_type="dataset")
+        heads = {b.name: b.target_commit for b in refs.branches}
+        if "main" not in heads:
+            raise RemoteNotFoundError(f"{self.url}: has no main branch")
+        return heads["main"]
+
+    def publish(self, files: Mapping[str, Path], *, tag: str, parent: str | None, message: str) -> Published:
+        ensure_publishable(self.url, self.tags(), tag, parent)
+        head = self._head()
+        staging = f"dsm-staging-{tag}-{secrets.token_hex(4)}"
+        self._call("create staging branch", self.api.create_branch, self.repo_id, branch=staging,
+                   revision=head, repo_type="dataset")
+        try:
+            staged = self._commit(files, f"{message} (staging)", branch=staging, parent=head)
+            self._verify(staged, files)
+            promoted = self._commit(files, message, branch="main", parent=head)
+            self._verify(promoted, files)
+            self._call("create tag", self.api.create_tag, self.repo_id, tag=tag, revision=promoted,
+                       repo_type="dataset", tag_message=message)
+        finally:
+            # a leftover staging branch is harmless; the next publish uses a new name
+            with contextlib.suppress(HfHubHTTPError, httpx2.TransportError):
+                self.api.delete_branch(self.repo_id, branch=staging, repo_type="dataset")
+        size = sum(p.stat().st_size for p in files.values())
+        return Published(tag=tag, commit=promoted, bytes_uploaded=2 * size, files=tuple(sorted(files)))
+
+    def _commit(self, files: Mapping[str, Path], message: str, *, branch: str, parent: str) -> str:
+        ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(f)) for p, f in sorted(files.items())]
+        info = self._call(f"commit to {branch}", self.api.create_commit, self.repo_id, ops, repo_type="dataset",
+                          commit_message=message, revision=branch, parent_commit=parent)
+        return info.oid
+
+    def _verify(self, commit: str, files: Mapping[str, Path]) -> None:
+        remote = {f.path: f for f in self._call("verify", self.api.get_paths_info, self.repo_id, list(files),
+                                                revision=commit, repo_type="dataset")}
+        for path, local in files.items():
+            entry = remote.get(path)
+            lfs = getattr(entry, "lfs", None)  # LFS/Xet files: blob_id is the pointer's; compare the sha256
+            same = entry is not None and entry.size == local.stat().st_size and (
+                lfs.sha256 == sha256_file(local) if lfs else entry.blob_id == _git_blob_id(local))
+            if not same:
+                raise RemoteError(f"{self.url}: {path} differs from what was uploaded at {commit[:12]}; "
+                                  "nothing was promoted")
+
+    def list_files(self, commit: str) -> dict[str, int]:
+        entries = self._call("list files", lambda: list(self.api.list_repo_tree(
+            self.repo_id, revision=commit, recursive=True, repo_type="dataset")))
+        return {e.path: e.size for e in entries if getattr(e, "size", None) is not None}
+
+    def read_file(self, commit: str, path: str) -> bytes:
+        local = self._call(f"download {path}", self.api.hf_hub_download, self.repo_id, path, repo_type="dataset",
+                           revision=commit, cache_dir=self.cache_dir)
+        return Path(local).read_bytes()
+
+    def load_table(self, commit: str) -> pa.Table:
+        """`datasets.load_dataset(repo, revision=commit)` in a fresh HF_HOME: the normal read path, cold."""
+        with tempfile.TemporaryDirectory(prefix="dsm-hub-read-") as tmp:
+            out = Path(tmp) / "table.arrow"
+            env = {**os.environ, "HF_ENDPOINT": self.endpoint, "HF_HOME": str(Path(tmp) / "hf"),
+                   "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0"}
+            env.pop("HF_TOKEN", None)
+            if self._token:
+                env["HF_TOKEN"] = self._token
+            done = subprocess.run([sys.executable, "-c", _LOAD_SCRIPT, self.repo_id, commit, str(out)],
+                                  env=env, capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise RemoteError(f"{self.url}: datasets.load_dataset at {commit[:12]} failed: {last}")
+            with pa.memory_map(str(out)) as source:
+                return pa.ipc.open_file(source).read_all()
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        retrying = Retrying(stop=stop_after_attempt(self.max_tries), reraise=True, retry=retry_if_exception(_retryable),
+                            wait=wait_exponential(multiplier=self.backoff_seconds, max=30 * self.backoff_seconds))
+        try:
+            return retrying(fn, *args, **kwargs)
+        except (HfHubHTTPError, httpx2.TransportError) as exc:
+            raise self._translate(exc, what) from None
+
+    def _translate(self, exc: Exception, what: str) -> RemoteError:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if isinstance(exc, RepositoryNotFoundError):
+            return RemoteNotFoundError(f"{self.url}: {what}: dataset repo '{self.repo_id}' not found; create it "
+                                       "or set remote.create: true in the registry (or set HF_TOKEN if it is private)")
+        if isinstance(exc, RevisionNotFoundError | EntryNotFoundError):
+            return RemoteNotFoundError(f"{self.url}: {what}: not found ({type(exc).__name__})")
+        if status == 401:
+            return RemoteAuthError(f"{self.url}: {what}: 401 unauthorized; set HF_TOKEN to a valid token")
+        if status == 403:
+            return RemoteAuthError(f"{self.url}: {what}: 403 forbidden; set HF_TOKEN to a token with write access "
+                                   f"to {self.repo_id}")
+        if status in (409, 412):
+            return ConcurrentPublishError(f"{self.url}: {what}: another writer got there first (HTTP {status}); "
+                                          "nothing of this run was promoted. Re-run to publish on top of it")
+        if status in RETRY_STATUSES or isinstance(exc, httpx2.TransportError):
+            reason = f"HTTP {status}" if status else type(exc).__name__
+            return RemoteError(f"{self.url}: {what} failed after {self.max_tries} tries ({reason}); nothing was "
+                               "promoted, the latest version is unchanged")
+        return RemoteError(f"{self.url}: {what} failed (HTTP {status})")
+
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, httpx2.TransportError):
+        return True
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return isinstance(exc, HfHubHTTPError) and status in RETRY_STATUSES
+
+
+def _git_blob_id(path: Path) -> str:
+    """The id git (and the Hub) gives a regular file: sha1 of 'blob <size>\\0' + content."""
+    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,123 @@
+"""The embedded default remote: a directory, no account, no network.
+
+    <root>/objects/<sha256>          file contents, content-addressed (an unchanged file is stored once)
+    <root>/commits/<commit>.json     a commit: parent, message, files {path: {sha256, size}}
+    <root>/refs/tags/<tag>           the commit a version names (created once, never moved)
+    <root>/refs/heads/main           the latest promoted commit
+
+Objects and the commit are written first; the tag and then `main` are written last, under a lock, each by
+an atomic rename, so a crash at any point leaves the previous version as the latest."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dsm_assets import atomic
+from dsm_assets.errors import RemoteError, RemoteNotFoundError
+from dsm_assets.remotes.base import Published, Remote, ensure_publishable, sha256_file
+
+
+class LocalRemote(Remote):
+    kind = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def url(self) -> str:
+        return self.root.as_uri()
+
+    def tags(self) -> dict[str, str]:
+        tag_dir = self.root / "refs" / "tags"
+        if not tag_dir.is_dir():
+            return {}
+        return {p.name: p.read_text().strip() for p in tag_dir.iterdir() if not p.name.startswith(".")}
+
+    def head(self) -> str | None:
+        ref = self.root / "refs" / "heads" / "main"
+        return ref.read_text().strip() if ref.exists() else None
+
+    def publish(self, files: Mapping[str, Path], *, tag: str, parent: str | None, message: str) -> Published:
+        uploaded = 0
+        entries = {}
+        for path, local in sorted(files.items()):
+            digest = sha256_file(local)
+            uploaded += self._store_object(local, digest)
+            entries[path] = {"sha256": digest, "size": local.stat().st_size}
+        body = {"parent": parent, "message": message, "files": entries,
+                "created": datetime.now(UTC).isoformat(timespec="seconds")}
+        raw = json.dumps(body, sort_keys=True).encode()
+        commit = hashlib.sha1(raw).hexdigest()
+        atomic.write_bytes(self.root / "commits" / f"{commit}.json", raw)
+        self._verify(commit)
+        with self._lock():
+            self._promote(commit, tag=tag, parent=parent)
+        return Published(tag=tag, commit=commit, bytes_uploaded=uploaded, files=tuple(sorted(entries)))
+
+    def _store_object(self, local: Path, digest: str) -> int:
+        target = self.root / "objects" / digest
+        if target.exists():
+            return 0
+        with atomic.atomic_path(target) as tmp:
+            shutil.copyfile(local, tmp)
+        return target.stat().st_size
+
+    def _verify(self, commit: str) -> None:
+        for path, entry in self._commit(commit)["files"].items():
+            obj = self.root / "objects" / entry["sha256"]
+            if not obj.exists() or obj.stat().st_size != entry["size"]:
+                raise RemoteError(f"{self.url}: object for {path} is missing or has the wrong size after upload")
+
+    def _promote(self, commit: str, *, tag: str, parent: str | None) -> None:
+        ensure_publishable(self.url, self.tags(), tag, parent)
+        tag_path = self.root / "refs" / "tags" / tag
+        with atomic.temp_beside(tag_path.parent) as tmp:
+            tmp.write_text(commit + "\n")
+            atomic.fsync_file(tmp)
+            os.link(tmp, tag_path)  # create-only: fails if the tag exists
+        atomic.write_bytes(self.root / "refs" / "heads" / "main", (commit + "\n").encode())
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        lock_path = self.root / "refs" / ".lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _commit(self, commit: str) -> dict:
+        path = self.root / "commits" / f"{commit}.json"
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RemoteNotFoundError(f"{self.url}: no commit {commit}") from None
+
+    def list_files(self, commit: str) -> dict[str, int]:
+        return {p: e["size"] for p, e in self._commit(commit)["files"].items()}
+
+    def object_path(self, commit: str, path: str) -> Path:
+        files = self._commit(commit)["files"]
+        if path not in files:
+            raise RemoteNotFoundError(f"{self.url}: no file {path} at commit {commit[:12]}")
+        return self.root / "objects" / files[path]["sha256"]
+
+    def read_file(self, commit: str, path: str) -> bytes:
+        return self.object_path(commit, path).read_bytes()
+
+    def load_table(self, commit: str) -> pa.Table:
+        parquet = sorted(p for p in self._commit(commit)["files"] if p.startswith("data/") and p.endswith(".parquet"))
+        return pa.concat_tables(pq.read_table(self.object_path(commit, p)) for p in parquet)

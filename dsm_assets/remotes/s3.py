@@ -1,0 +1,151 @@
+"""An S3 remote: a bucket with versioning enabled.
+
+    s3://<bucket>/<prefix>/<repo>/files/<path>        the dataset's files; each upload is a new object version
+    s3://<bucket>/<prefix>/<repo>/versions/<tag>.json  a version manifest: commit id, parent, and for every file
+                                                       its key, VersionId, size and sha256
+
+A version is its manifest, written last and create-only (`If-None-Match: *`), so two writers cannot both
+claim `v1.1`, and a crash before it leaves the previous manifest, still pinning the previous object
+versions, as the latest. boto3's own retries (standard mode) handle 5xx, SlowDown and throttling; the
+endpoint comes from AWS_ENDPOINT_URL and credentials from the standard chain."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from dsm_assets.errors import RemoteAuthError, RemoteError, RemoteNotFoundError
+from dsm_assets.remotes.base import Published, Remote, ensure_publishable, sha256_file
+from dsm_assets.versioning import latest_tag
+
+AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
+
+
+class S3Remote(Remote):
+    kind = "s3"
+
+    def __init__(self, bucket: str, prefix: str, *, endpoint_url: str | None = None, max_attempts: int = 5) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        config = Config(retries={"max_attempts": max_attempts, "mode": "standard"})
+        self.client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def _key(self, *parts: str) -> str:
+        return "/".join([self.prefix, *parts])
+
+    def tags(self) -> dict[str, str]:
+        return {tag: manifest["commit"] for tag, manifest in self._manifests().items()}
+
+    def _manifests(self) -> dict[str, dict]:
+        out = {}
+        paginator = self.client.get_paginator("list_objects_v2")
+        with self._errors("list versions"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key("versions") + "/"):
+                for obj in page.get("Contents", []):
+                    tag = obj["Key"].rsplit("/", 1)[-1].removesuffix(".json")
+                    out[tag] = json.loads(self._get(obj["Key"]))
+        return out
+
+    def publish(self, files: Mapping[str, Path], *, tag: str, parent: str | None, message: str) -> Published:
+        manifests = self._manifests()
+        ensure_publishable(self.url, {t: m["commit"] for t, m in manifests.items()}, tag, parent)
+        latest = latest_tag(manifests)
+        previous = manifests[latest]["files"] if latest else {}
+        entries, uploaded = {}, 0
+        for path, local in sorted(files.items()):
+            digest, size = sha256_file(local), local.stat().st_size
+            old = previous.get(path)
+            if old and old["sha256"] == digest:  # unchanged: pin the object version already there
+                entries[path] = old
+                continue
+            with self._errors(f"upload {path}"), open(local, "rb") as body:
+                put = self.client.put_object(Bucket=self.bucket, Key=self._key("files", path), Body=body)
+            if "VersionId" not in put:
+                raise RemoteError(f"s3://{self.bucket}: versioning is not enabled; enable it so versions can pin files")
+            entries[path] = {"key": self._key("files", path), "version_id": put["VersionId"], "size": size,
+                             "sha256": digest}
+            uploaded += size
+        self._verify(entries)
+        body = {"parent": parent, "message": message, "files": entries, "tag": tag,
+                "created": datetime.now(UTC).isoformat(timespec="seconds")}
+        body["commit"] = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key("versions", f"{tag}.json"),
+                                   Body=json.dumps(body, sort_keys=True).encode(), IfNoneMatch="*")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                ensure_publishable(self.url, self.tags(), tag, parent)  # raises: someone claimed the tag
+            raise self._translate(exc, "write version manifest") from None
+        return Published(tag=tag, commit=body["commit"], bytes_uploaded=uploaded, files=tuple(sorted(entries)))
+
+    def _verify(self, entries: Mapping[str, dict]) -> None:
+        for path, entry in entries.items():
+            with self._errors(f"verify {path}"):
+                head = self.client.head_object(Bucket=self.bucket, Key=entry["key"], VersionId=entry["version_id"])
+            if head["ContentLength"] != entry["size"]:
+                raise RemoteError(f"{self.url}: {path} has {head['ContentLength']} bytes after upload, "
+                                  f"expected {entry['size']}; nothing was published")
+
+    def _manifest_for(self, commit: str) -> dict:
+        for manifest in self._manifests().values():
+            if manifest["commit"] == commit:
+                return manifest
+        raise RemoteNotFoundError(f"{self.url}: no version with commit {commit}")
+
+    def list_files(self, commit: str) -> dict[str, int]:
+        return {p: e["size"] for p, e in self._manifest_for(commit)["files"].items()}
+
+    def read_file(self, commit: str, path: str) -> bytes:
+        files = self._manifest_for(commit)["files"]
+        if path not in files:
+            raise RemoteNotFoundError(f"{self.url}: no file {path} at commit {commit[:12]}")
+        return self._get(files[path]["key"], files[path]["version_id"])
+
+    def _get(self, key: str, version_id: str | None = None) -> bytes:
+        extra = {"VersionId": version_id} if version_id else {}
+        with self._errors(f"read {key}"):
+            return self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
+
+    def load_table(self, commit: str) -> pa.Table:
+        files = self._manifest_for(commit)["files"]
+        parquet = sorted(p for p in files if p.startswith("data/") and p.endswith(".parquet"))
+        return pa.concat_tables(pq.read_table(io.BytesIO(self.read_file(commit, p))) for p in parquet)
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """boto errors → our RemoteError family: the one place this remote translates them."""
+        try:
+            yield
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, what) from None
+
+    def _translate(self, exc: Exception, what: str) -> RemoteError:
+        if isinstance(exc, NoCredentialsError):
+            return RemoteAuthError(f"{self.url}: {what}: no AWS credentials; set AWS_ACCESS_KEY_ID and "
+                                   "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in AUTH_CODES or status in (401, 403):
+                return RemoteAuthError(f"{self.url}: {what}: {code or status}; check AWS_ACCESS_KEY_ID / "
+                                       "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the bucket policy")
+            if code in ("NoSuchBucket", "NoSuchKey", "NoSuchVersion", "404"):
+                return RemoteNotFoundError(f"{self.url}: {what}: {code}; create the bucket (with versioning) "
+                                           "or fix remote.bucket in the registry")
+            return RemoteError(f"{self.url}: {what} failed: {code or status}")
+        return RemoteError(f"{self.url}: {what} failed: {type(exc).__name__}: {exc}")
