@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
-import yaml
+# huggingface_hub and datasets read these at import: set them before anything imports them, so no test
+# writes to the developer's HF cache or sends telemetry.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="dsm-tests-hf-home-")
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+for _var in ("HF_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+    os.environ.pop(_var, None)
 
-from dsm_assets.registry import DEFAULT_REGISTRY, DatasetSpec, Registry, load_registry
-from dsm_assets.samples import install_samples
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+from dsm_assets.registry import DEFAULT_REGISTRY, DatasetSpec, Registry, load_registry  # noqa: E402
+from dsm_assets.samples import install_samples  # noqa: E402
+
+from .servers import aws_env, hub, hub_server, moto_url  # noqa: E402, F401  (shared fixtures)
 
 
 @pytest.fixture(autouse=True)

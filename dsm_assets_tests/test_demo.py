@@ -38,7 +38,7 @@ def test_demo_twice_then_one_edited_row(tmp_path):
     raw.write_text(lines[0].replace('"tempo": ', '"tempo": 1') + "".join(lines[1:]))  # edit one raw row
     third = run_demo(env)
     assert third.returncode == 0, third.stderr[-3000:]
-    assert "v1.1 (new)" in [r for r in third.stdout.splitlines() if r.startswith("chords ")][0]
-    assert "v1.0 (unchanged)" in [r for r in third.stdout.splitlines() if r.startswith("text_reviews ")][0]
+    row = lambda name: next(r for r in third.stdout.splitlines() if r.startswith(f"{name} "))  # noqa: E731
+    assert "v1.1 (new)" in row("chords") and "v1.0 (unchanged)" in row("text_reviews")
     assert "make dev" in second.stdout and "http://127.0.0.1:3000" in second.stdout
     assert (tmp_path / "outputs" / "dagster_home" / "dagster.yaml").exists()

@@ -1,0 +1,85 @@
+"""The published asset and its blocking round_trip check, in real in-process Dagster runs."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from dsm_assets.defs.factory import MATERIALIZE_JOB, OBSERVE_JOB, build_definitions
+from dsm_assets.defs.resources import DsmRemotes
+from dsm_assets.publishing import DATA_PATH
+from dsm_assets.registry import load_registry
+from dsm_assets.remotes.local import LocalRemote
+
+from .conftest import shipped_entries, write_registry
+from .servers import HUB_TOKEN
+
+
+def graph_with_probe(registry, data_dir, remotes=None) -> dg.Definitions:
+    """The real definitions plus one asset downstream of chords/published, to see what a failed check blocks."""
+    base = build_definitions(registry=registry, data_dir=data_dir, outputs_dir=data_dir.parent / "outputs",
+                             remotes=remotes)
+
+    @dg.asset(key=["chords", "probe"], deps=[dg.AssetKey(["chords", "published"])], group_name="chords")
+    def probe() -> None:
+        return None
+
+    return dg.Definitions.merge(base, dg.Definitions(assets=[probe]))
+
+
+def run(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    defs.resolve_job_def(OBSERVE_JOB).execute_in_process(instance=instance)
+    return defs.resolve_job_def(MATERIALIZE_JOB).execute_in_process(instance=instance, raise_on_error=False)
+
+
+def round_trip(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    [check] = [c for c in result.get_asset_check_evaluations()
+               if c.check_name == "round_trip" and c.asset_key.path[0] == "chords"]
+    return check
+
+
+def test_round_trip_mismatch_fails_naming_the_difference_and_blocks_downstream(shipped, data_dir):
+    defs = graph_with_probe(shipped, data_dir)
+    probe_key = dg.AssetKey(["chords", "probe"])
+    with dg.DagsterInstance.ephemeral() as instance:
+        first = run(defs, instance)
+        assert first.success and round_trip(first).passed
+        assert instance.get_latest_materialization_event(probe_key) is not None
+        remote = LocalRemote(data_dir / "remote" / "dsm" / "chords")
+        commit = remote.tags()["v1.0"]
+        obj = remote.object_path(commit, DATA_PATH)
+        table = pq.read_table(obj)
+        pq.write_table(table.slice(1), obj)  # the remote now holds one row less than what was published
+        probe_runs_before = len(instance.fetch_materializations(probe_key, limit=10).records)
+        second = run(defs, instance)
+        check = round_trip(second)
+        assert not check.passed
+        assert check.description.startswith(f"rows: remote {table.num_rows - 1} vs cleaned {table.num_rows}; "
+                                            "content hash: remote ")
+        assert len(instance.fetch_materializations(probe_key, limit=10).records) == probe_runs_before
+
+
+def test_whole_graph_publishes_to_hub_and_s3(tmp_path, data_dir, hub_server, aws_env):
+    entries = shipped_entries()
+    entries[0]["remote"] = {"kind": "hub", "repo": "team/text_reviews", "private": True}
+    entries[1]["remote"] = {"kind": "s3", "bucket": "dsm-test", "prefix": f"graph-{tmp_path.name}"}
+    registry = load_registry(write_registry(tmp_path / "registry.yaml", entries))
+    remotes = DsmRemotes(hf_endpoint=hub_server.url, hf_token=HUB_TOKEN, aws_endpoint_url=aws_env,
+                         backoff_seconds=0.01)
+    defs = build_definitions(registry=registry, data_dir=data_dir, outputs_dir=tmp_path / "outputs", remotes=remotes)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run(defs, instance)
+        assert result.success
+        checks = {(c.asset_key.path[0], c.check_name): c for c in result.get_asset_check_evaluations()}
+        assert checks[("text_reviews", "round_trip")].passed and checks[("chords", "round_trip")].passed
+        hub_meta = instance.get_latest_materialization_event(
+            dg.AssetKey(["text_reviews", "published"])).asset_materialization.metadata
+        assert hub_meta["version"].value == "v1.0"
+        assert hub_meta["url"].value == f"{hub_server.url}/datasets/team/text_reviews/tree/v1.0"
+        assert hub_server.tags("team/text_reviews") == {"v1.0": hub_meta["commit"].value}
+        again = run(defs, instance)
+        meta = instance.get_latest_materialization_event(
+            dg.AssetKey(["chords", "published"])).asset_materialization.metadata
+        assert again.success and meta["new_version"].value is False and meta["bytes_uploaded"].value == 0
+        logs = [str(e) for run_id in (result.run_id, again.run_id) for e in instance.all_logs(run_id)]
+        assert logs and not any(HUB_TOKEN in entry for entry in logs)  # the token is never logged

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from dsm_assets.contenthash import hash_table
+from dsm_assets.errors import RemoteAuthError, RemoteError, RemoteNotFoundError
+from dsm_assets.publishing import DATA_PATH
+from dsm_assets.remotes.s3 import S3Remote
+
+from .killing import publish_and_die
+from .servers import BUCKET, cleaned_file, table_of, unique
+
+
+def test_killed_before_the_manifest_leaves_the_old_version_latest(tmp_path, aws_env):
+    prefix = f"datasets/{unique('kill')}"
+    remote = S3Remote(BUCKET, prefix, endpoint_url=aws_env)
+    old = cleaned_file(tmp_path / "a.parquet", table_of(10))
+    v10 = remote.publish({DATA_PATH: old.path}, tag="v1.0", parent=None, message="first")
+    new = cleaned_file(tmp_path / "b.parquet", table_of(20))
+    publish_and_die("s3", files={DATA_PATH: new.path}, tag="v1.1", parent=v10.commit, bucket=BUCKET, prefix=prefix,
+                    endpoint=aws_env)
+    assert remote.tags() == {"v1.0": v10.commit}
+    # the new bytes were uploaded as a new object version, but v1.0 still pins the old one
+    assert hash_table(remote.load_table(v10.commit)) == old.content_hash
+    v11 = remote.publish({DATA_PATH: new.path}, tag="v1.1", parent=v10.commit, message="retry")
+    assert hash_table(remote.load_table(v11.commit)) == new.content_hash
+
+
+def test_unchanged_files_pin_the_existing_object_version(tmp_path, aws_env):
+    remote = S3Remote(BUCKET, f"datasets/{unique('pin')}", endpoint_url=aws_env)
+    data = cleaned_file(tmp_path / "a.parquet", table_of(10))
+    card1, card2 = tmp_path / "c1.md", tmp_path / "c2.md"
+    card1.write_text("one")
+    card2.write_text("two")
+    v10 = remote.publish({DATA_PATH: data.path, "README.md": card1}, tag="v1.0", parent=None, message="m")
+    v11 = remote.publish({DATA_PATH: data.path, "README.md": card2}, tag="v1.1", parent=v10.commit, message="m")
+    assert v11.bytes_uploaded == 3  # only the card changed
+    assert remote.read_file(v10.commit, "README.md") == b"one" and remote.read_file(v11.commit, "README.md") == b"two"
+
+
+def test_bucket_without_versioning_is_refused(tmp_path, aws_env):
+    client = boto3.client("s3", endpoint_url=aws_env)
+    client.create_bucket(Bucket="no-versioning")
+    remote = S3Remote("no-versioning", "datasets/x", endpoint_url=aws_env)
+    with pytest.raises(RemoteError, match="versioning is not enabled"):
+        remote.publish({DATA_PATH: cleaned_file(tmp_path / "a.parquet", table_of(3)).path}, tag="v1.0",
+                       parent=None, message="m")
+    assert remote.tags() == {}
+
+
+def test_missing_bucket_and_bad_credentials(tmp_path, aws_env, monkeypatch):
+    with pytest.raises(RemoteNotFoundError, match="NoSuchBucket; create the bucket"):
+        S3Remote("missing-bucket", "datasets/x", endpoint_url=aws_env).tags()
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(RemoteAuthError, match="no AWS credentials; set AWS_ACCESS_KEY_ID"):
+        S3Remote(BUCKET, "datasets/x", endpoint_url=aws_env).tags()
