@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import tempfile
 import time
 from pathlib import Path
@@ -32,8 +33,10 @@ from dsm_assets_tests.hub_server import HubServer
 
 
 def cleaned(tmp: Path, rows: int) -> CleanedRef:
+    """Incompressible text (random hex), so the parquet is as big as real data of that many rows."""
+    rng = random.Random(7)
     table = pa.table({"id": pa.array(range(rows), pa.int64()),
-                      "text": [f"sample text number {i} with some words" for i in range(rows)]})
+                      "text": [rng.randbytes(32).hex() for _ in range(rows)]})
     path = tmp / "cleaned.parquet"
     pq.write_table(table, path, compression="zstd")
     return CleanedRef(path, hash_table(table), rows, {f.name: type_name(f.type) for f in table.schema})
@@ -47,7 +50,7 @@ def timed(fn):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dsm-bench-publish-"))
     ref = cleaned(tmp, args.rows)

@@ -469,6 +469,9 @@ class HubServer:
 
 class _HTTPHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in separate small writes on a kept-alive connection: without TCP_NODELAY
+    # every response waits ~40 ms for the client's delayed ACK
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         reply = self.server.hub.handle(self.command, self.path, self.headers, self._read_body())  # type: ignore

@@ -85,8 +85,14 @@ class HubRemote(Remote):
         self._repo_ready = True
 
     def tags(self) -> dict[str, str]:
-        self.ensure_repo()
-        refs = self._call("list refs", self.api.list_repo_refs, self.repo_id, repo_type="dataset")
+        try:
+            refs = self._call("list refs", self.api.list_repo_refs, self.repo_id, repo_type="dataset")
+        except RemoteNotFoundError:
+            if not self.create:
+                raise
+            self.ensure_repo()  # first publish to a new repo: create it, nothing is tagged yet
+            return {}
+        self._repo_ready = True
         return {t.name: t.target_commit for t in refs.tags}
 
     def _head(self) -> str:

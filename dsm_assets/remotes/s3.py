@@ -40,6 +40,7 @@ class S3Remote(Remote):
         self.prefix = prefix.strip("/")
         config = Config(retries={"max_attempts": max_attempts, "mode": "standard"})
         self.client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+        self._manifest_cache: dict[str, dict] = {}  # tag → manifest; safe to keep, manifests are create-only
 
     @property
     def url(self) -> str:
@@ -52,13 +53,16 @@ class S3Remote(Remote):
         return {tag: manifest["commit"] for tag, manifest in self._manifests().items()}
 
     def _manifests(self) -> dict[str, dict]:
+        """Every version manifest; one LIST, plus a GET for each manifest not seen before."""
         out = {}
         paginator = self.client.get_paginator("list_objects_v2")
         with self._errors("list versions"):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key("versions") + "/"):
                 for obj in page.get("Contents", []):
                     tag = obj["Key"].rsplit("/", 1)[-1].removesuffix(".json")
-                    out[tag] = json.loads(self._get(obj["Key"]))
+                    if tag not in self._manifest_cache:
+                        self._manifest_cache[tag] = json.loads(self._get(obj["Key"]))
+                    out[tag] = self._manifest_cache[tag]
         return out
 
     def publish(self, files: Mapping[str, Path], *, tag: str, parent: str | None, message: str) -> Published:
@@ -91,6 +95,7 @@ class S3Remote(Remote):
             if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
                 ensure_publishable(self.url, self.tags(), tag, parent)  # raises: someone claimed the tag
             raise self._translate(exc, "write version manifest") from None
+        self._manifest_cache[tag] = body
         return Published(tag=tag, commit=body["commit"], bytes_uploaded=uploaded, files=tuple(sorted(entries)))
 
     def _verify(self, entries: Mapping[str, dict]) -> None:
@@ -102,6 +107,9 @@ class S3Remote(Remote):
                                   f"expected {entry['size']}; nothing was published")
 
     def _manifest_for(self, commit: str) -> dict:
+        for manifest in self._manifest_cache.values():  # known versions need no LIST
+            if manifest["commit"] == commit:
+                return manifest
         for manifest in self._manifests().values():
             if manifest["commit"] == commit:
                 return manifest
