@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/outputs/dagster_home
 
-.PHONY: demo test dev lint install clean
+.PHONY: demo test dev lint bench install clean
 
 install: $(STAMP)
 
@@ -26,6 +26,9 @@ dev: $(STAMP)  ## the Dagster UI on http://127.0.0.1:3000, same instance as the 
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: $(STAMP)  ## benchmarks: ratios measured in one run against a baseline on the same data
+	$(BIN)/python -m bench.bench_publish
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
