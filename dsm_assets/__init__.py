@@ -4,3 +4,12 @@ The core modules (registry, fingerprint, sources, cleaning, quality, …) import
 network; the Dagster layer lives in `dsm_assets.defs` and `dsm_assets.definitions`."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """`dsm_assets.load` without importing pyarrow or datasets on `import dsm_assets`."""
+    if name == "load":
+        from dsm_assets.loading import load
+
+        return load
+    raise AttributeError(f"module 'dsm_assets' has no attribute {name!r}")

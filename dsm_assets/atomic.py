@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,10 +68,13 @@ def fsync_dir(path: Path) -> None:
 
 
 def remove_stale_temps(directory: Path) -> int:
-    """Delete temp files a killed writer left behind in `directory`; returns how many."""
+    """Delete temp files and folders a killed writer left behind in `directory`; returns how many."""
     if not directory.is_dir():
         return 0
-    stale = [p for p in directory.iterdir() if p.name.startswith(TEMP_PREFIX) and p.is_file()]
+    stale = [p for p in directory.iterdir() if p.name.startswith(TEMP_PREFIX)]
     for p in stale:
-        p.unlink(missing_ok=True)
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
     return len(stale)

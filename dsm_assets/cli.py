@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from dsm_assets import paths
 from dsm_assets.errors import DsmError, RegistryError
+from dsm_assets.preflight import preflight
 from dsm_assets.publishing import read_latest
 from dsm_assets.registry import Registry, display_path, load_registry
 from dsm_assets.samples import install_samples
@@ -51,6 +52,23 @@ def cmd_registry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preflight(args: argparse.Namespace) -> int:
+    """0: every named dataset's cache is ready; 1: any is missing, stale or corrupt; 2: usage/registry error."""
+    registry = load_registry()
+    specs = [registry.get(name) for name in dict.fromkeys(args.names)] if args.names else list(registry.datasets)
+    data = paths.data_dir()
+    results = [preflight(spec, data, deep=args.deep) for spec in specs]
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        rows = [[r.dataset, r.version or "-", r.cache, r.status.upper() if not r.ready else r.status] for r in results]
+        print(format_table(["Dataset", "Version", "Cache", "Status"], rows))
+        for r in results:
+            if not r.ready:
+                print(f"{r.dataset}: {r.status}: {r.reason}", file=sys.stderr)
+    return 0 if all(r.ready for r in results) else 1
+
+
 def cmd_samples(args: argparse.Namespace) -> int:
     data = paths.data_dir()
     written = install_samples(data, overwrite=args.force)
@@ -64,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("registry", help="list the registered datasets (DSM_REGISTRY or the shipped registry)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_registry)
+    p = sub.add_parser("preflight", help="check that offline caches are complete, current and loadable (for job "
+                       "scripts): exit 0 ready, 1 missing/stale/corrupt, 2 usage or registry error")
+    p.add_argument("names", nargs="*", metavar="NAME", help="datasets to check (default: all registered)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--deep", action="store_true", help="also re-hash every file (sha256) against the manifest")
+    p.set_defaults(func=cmd_preflight)
     p = sub.add_parser("samples", help="copy the shipped sample raw data into the data dir")
     p.add_argument("--force", action="store_true", help="overwrite files that are already there")
     p.set_defaults(func=cmd_samples)

@@ -36,3 +36,7 @@ class RemoteNotFoundError(RemoteError, LookupError):
 
 class ConcurrentPublishError(RemoteError):
     """Another writer published first (moved the branch or claimed the tag). Nothing of ours was promoted."""
+
+
+class CacheError(DsmError, RuntimeError):
+    """The offline cache is missing, stale, corrupt or cannot be written. Says what to run."""

@@ -132,7 +132,25 @@ def record_latest(data_dir: Path, outcome: PublishOutcome) -> None:
 
 
 def read_latest(data_dir: Path, name: str) -> dict[str, Any] | None:
+    return _read_json(record_path(data_dir, name))
+
+
+def verified_path(data_dir: Path, name: str) -> Path:
+    return data_dir / ".dsm" / "verified" / f"{name}.json"
+
+
+def record_verified(data_dir: Path, name: str, *, tag: str, commit: str, url: str) -> None:
+    """A passing round_trip check records the version here: the cache asset and `dsm preflight` read it."""
+    atomic.write_json(verified_path(data_dir, name), {"dataset": name, "tag": tag, "commit": commit, "url": url,
+                                                      "verified_at": datetime.now(UTC).isoformat(timespec="seconds")})
+
+
+def read_verified(data_dir: Path, name: str) -> dict[str, Any] | None:
+    return _read_json(verified_path(data_dir, name))
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(record_path(data_dir, name).read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return None

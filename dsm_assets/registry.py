@@ -25,6 +25,7 @@ FORMATS = ("csv", "jsonl", "parquet")
 REMOTE_KINDS = ("local", "hub", "s3")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 UTF8_POLICIES = ("fail", "drop")
+CRON_RE = re.compile(r"^\s*(\S+\s+){4}\S+\s*$")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,14 @@ class Shards:
 
 
 @dataclass(frozen=True)
+class CacheSettings:
+    """Registry-wide cache policy."""
+
+    refresh_cron: str = "0 4 * * *"  # the cache_refresh schedule: daily at 04:00 by default
+    keep: int = 2  # cached versions kept per dataset (the current one always among them)
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     use: str
@@ -87,6 +96,7 @@ class DatasetSpec:
     remote: Remote
     cache_dir: str
     shards: Shards
+    pin: str | None = None  # cache this version tag instead of the latest verified one
     where: str = field(default="", compare=False)  # e.g. "registry.yaml: datasets[1]", for messages
 
     def arrow_schema(self) -> pa.Schema:
@@ -102,6 +112,7 @@ class DatasetSpec:
 class Registry:
     path: Path
     datasets: tuple[DatasetSpec, ...]
+    cache: CacheSettings = CacheSettings()
 
     def get(self, name: str) -> DatasetSpec:
         for spec in self.datasets:
@@ -150,9 +161,10 @@ def load_registry(path: Path | str | None = None) -> Registry:
 def parse_registry(doc: Any, path: Path) -> Registry:
     checker = _Checker(display_path(path))
     datasets = checker.registry(doc)
+    cache = checker.cache_settings(doc.get("cache", {}) if isinstance(doc, dict) else {})
     if checker.problems:
         raise RegistryError(checker.problems)
-    return Registry(path=path, datasets=tuple(datasets))
+    return Registry(path=path, datasets=tuple(datasets), cache=cache)
 
 
 class _Checker:
@@ -205,7 +217,7 @@ class _Checker:
         return text
 
     def registry(self, doc: Any) -> list[DatasetSpec]:
-        top = self.mapping(doc, "", ("version", "datasets"), ("datasets",))
+        top = self.mapping(doc, "", ("version", "cache", "datasets"), ("datasets",))
         raw = top.get("datasets")
         if "datasets" in top and not isinstance(raw, list):
             self.fail("datasets", "expected a list of datasets")
@@ -224,8 +236,18 @@ class _Checker:
                 specs.append(spec)
         return specs
 
+    def cache_settings(self, value: Any) -> CacheSettings:
+        d = self.mapping(value, "cache", ("refresh_cron", "keep"))
+        cron = d.get("refresh_cron", CacheSettings.refresh_cron)
+        if not (isinstance(cron, str) and CRON_RE.match(cron)):
+            self.fail("cache.refresh_cron", f"expected a 5-field cron string like '0 4 * * *', got {cron!r}")
+        keep = d.get("keep", CacheSettings.keep)
+        if not (isinstance(keep, int) and not isinstance(keep, bool) and keep >= 1):
+            self.fail("cache.keep", f"expected an integer >= 1, got {keep!r}")
+        return CacheSettings(refresh_cron=cron, keep=keep)
+
     def dataset(self, entry: Any, key: str) -> DatasetSpec | None:
-        allowed = ("name", "use", "source", "schema", "cleaning", "remote", "cache_dir", "shards")
+        allowed = ("name", "use", "source", "schema", "cleaning", "remote", "cache_dir", "shards", "pin")
         before = len(self.problems)
         d = self.mapping(entry, key, allowed, ("name", "use", "source", "schema"))
         name = d.get("name")
@@ -238,10 +260,13 @@ class _Checker:
         remote = self.remote(d.get("remote", {}), f"{key}.remote", name)
         cache_dir = self.rel_path(d.get("cache_dir", f"cache/{name}"), f"{key}.cache_dir")
         shards = self.shards(d.get("shards", {}), f"{key}.shards")
+        pin = d.get("pin")
+        if pin is not None and not (isinstance(pin, str) and re.match(r"^v\d+\.\d+$", pin)):
+            self.fail(f"{key}.pin", f"expected a version tag like v1.0, got {pin!r}")
         if len(self.problems) > before or not d:
             return None
         return DatasetSpec(name=name, use=use, source=source, schema=schema, cleaning=cleaning, remote=remote,
-                           cache_dir=cache_dir, shards=shards, where=f"{self.shown}: {key}")
+                           cache_dir=cache_dir, shards=shards, pin=pin, where=f"{self.shown}: {key}")
 
     def source(self, value: Any, key: str) -> Source | None:
         d = self.mapping(value, key, ("path", "format"), ("path", "format"))

@@ -16,7 +16,7 @@ from dsm_assets.fingerprint import fingerprint_files
 from dsm_assets.registry import load_registry
 from dsm_assets.sources import resolve_files
 
-from .conftest import csv_entry, write_raw, write_registry
+from .conftest import csv_entry, shipped_entries, write_raw, write_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,8 @@ def run_graph(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dg.Exe
 def test_factory_keys_groups_and_code_versions(shipped, data_dir):
     graph = definitions(shipped, data_dir).resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {f"{d}/{hop}" for d in ("text_reviews", "chords") for hop in ("raw", "cleaned", "published")}
+    hops = ("raw", "cleaned", "published", "cache")
+    assert keys == {f"{d}/{hop}" for d in ("text_reviews", "chords") for hop in hops}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.code_version, key
@@ -44,17 +45,33 @@ def test_factory_keys_groups_and_code_versions(shipped, data_dir):
     assert {k.to_user_string() for k in graph.get(dg.AssetKey(["chords", "cleaned"])).parent_keys} == {"chords/raw"}
     published = graph.get(dg.AssetKey(["chords", "published"]))
     assert {k.to_user_string() for k in published.parent_keys} == {"chords/cleaned"}
+    cache = graph.get(dg.AssetKey(["chords", "cache"]))
+    assert {k.to_user_string() for k in cache.parent_keys} == {"chords/published"}
+    assert cache.automation_condition is not None
 
 
 def test_factory_checks_are_blocking_and_match_the_rules(shipped):
-    chords = build_dataset_defs(spec=shipped.get("chords"))
+    chords = build_dataset_defs(spec=shipped.get("chords"), registry=shipped)
     specs = [s for c in chords.checks for s in c.check_specs]
-    assert {s.name for s in specs} == {"round_trip", "non_empty", "schema_matches_registry", "unique_dedupe_key",
+    assert {s.name for s in specs} == {"preflight", "round_trip", "non_empty", "schema_matches_registry", "unique_dedupe_key",
                                        "required_not_null", "labels_allowed", "one_annotation_layer"}
-    cleaned = [s for s in specs if s.name != "round_trip"]
+    cleaned = [s for s in specs if s.name not in ("round_trip", "preflight")]
     assert all(s.blocking and s.asset_key == dg.AssetKey(["chords", "cleaned"]) for s in cleaned)
     [round_trip] = [s for s in specs if s.name == "round_trip"]
     assert round_trip.blocking and round_trip.asset_key == dg.AssetKey(["chords", "published"])
+    [preflight] = [s for s in specs if s.name == "preflight"]
+    assert preflight.blocking and preflight.asset_key == dg.AssetKey(["chords", "cache"])
+
+
+def test_cache_refresh_schedule_covers_every_cache_with_the_registry_cron(tmp_path, data_dir):
+    path = write_registry(tmp_path / "r.yaml", shipped_entries())
+    path.write_text(path.read_text().replace("version: 1", "version: 1\ncache: {refresh_cron: '30 2 * * 1', keep: 3}"))
+    defs = definitions(load_registry(path), data_dir)
+    schedule = defs.resolve_schedule_def("cache_refresh")
+    assert schedule.cron_schedule == "30 2 * * 1"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    selected = defs.resolve_job_def(schedule.job_name).asset_layer.selected_asset_keys
+    assert selected == {dg.AssetKey(["text_reviews", "cache"]), dg.AssetKey(["chords", "cache"])}
 
 
 def test_whole_graph_in_process(shipped, data_dir):
@@ -63,7 +80,7 @@ def test_whole_graph_in_process(shipped, data_dir):
         observed, materialized = run_graph(defs, instance)
         assert observed.success and materialized.success
         checks = materialized.get_asset_check_evaluations()
-        assert len(checks) == 13 and all(c.passed for c in checks), [c for c in checks if not c.passed]
+        assert len(checks) == 15 and all(c.passed for c in checks), [c for c in checks if not c.passed]
         for spec in shipped.datasets:
             expected = clean_dataset(spec, data_dir)  # reused: same inputs
             raw = instance.get_latest_data_version_record(dg.AssetKey([spec.name, "raw"]), is_source=True)

@@ -31,7 +31,7 @@ def test_demo_twice_then_one_edited_row(tmp_path):
     assert snapshot(clean) == before
     table = lambda out: [ln.split()[:3] for ln in out.splitlines() if ln.startswith(("text_reviews ", "chords "))]  # noqa: E731
     assert table(first.stdout) == table(second.stdout) and len(table(first.stdout)) == 2
-    assert "6/6 passed" in second.stdout and "7/7 passed" in second.stdout
+    assert "7/7 passed" in second.stdout and "8/8 passed" in second.stdout
     assert first.stdout.count("v1.0 (new)") == 2 and second.stdout.count("v1.0 (unchanged)") == 2
     raw = tmp_path / "data" / "raw" / "chords" / "chords.jsonl"
     lines = raw.read_text().splitlines(keepends=True)

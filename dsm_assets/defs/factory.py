@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from dsm_assets.defs.cache import build_cache_asset, build_cache_schedule, build_preflight_check
 from dsm_assets.defs.cleaned import build_cleaned_asset, build_cleaned_checks
 from dsm_assets.defs.published import build_published_asset, build_round_trip_check
 from dsm_assets.defs.raw import build_raw_asset, raw_key
@@ -21,16 +22,18 @@ class DatasetDefs:
     checks: list[dg.AssetChecksDefinition]
 
 
-def build_dataset_defs(*, spec: DatasetSpec) -> DatasetDefs:
+def build_dataset_defs(*, spec: DatasetSpec, registry: Registry) -> DatasetDefs:
     return DatasetDefs(
-        assets=[build_raw_asset(spec=spec), build_cleaned_asset(spec=spec), build_published_asset(spec=spec)],
-        checks=[build_cleaned_checks(spec=spec), build_round_trip_check(spec=spec)],
+        assets=[build_raw_asset(spec=spec), build_cleaned_asset(spec=spec), build_published_asset(spec=spec),
+                build_cache_asset(spec=spec, keep=registry.cache.keep)],
+        checks=[build_cleaned_checks(spec=spec), build_round_trip_check(spec=spec),
+                build_preflight_check(spec=spec, registry=registry)],
     )
 
 
 def build_definitions(*, registry: Registry, data_dir: Path, outputs_dir: Path,
                       remotes: DsmRemotes | None = None) -> dg.Definitions:
-    per_dataset = [build_dataset_defs(spec=spec) for spec in registry.datasets]
+    per_dataset = [build_dataset_defs(spec=spec, registry=registry) for spec in registry.datasets]
     raw_keys = [raw_key(spec) for spec in registry.datasets]
     observe = dg.define_asset_job(OBSERVE_JOB, selection=dg.AssetSelection.assets(*raw_keys),
                                   description="Observe every raw source (fingerprint the raw files).")
@@ -42,6 +45,7 @@ def build_definitions(*, registry: Registry, data_dir: Path, outputs_dir: Path,
         assets=[a for d in per_dataset for a in d.assets],
         asset_checks=[c for d in per_dataset for c in d.checks],
         jobs=[observe, materialize],
+        schedules=[build_cache_schedule(registry=registry)],
         resources={"dsm_paths": DsmPaths(data_dir=str(data_dir), outputs_dir=str(outputs_dir)),
                    "dsm_remotes": remotes or DsmRemotes.from_env()},
     )

@@ -77,6 +77,10 @@ def build_round_trip_check(*, spec: DatasetSpec) -> dg.AssetChecksDefinition:
         if got_hash != cleaned.content_hash:
             problems.append(f"content hash: remote {got_hash} vs cleaned {cleaned.content_hash}")
         text = "; ".join(problems) or f"{table.num_rows} rows, content hash {got_hash[:12]} match the cleaned data"
+        if not problems:  # what the cache asset and `dsm preflight` take as the latest verified version
+            meta = event.asset_materialization.metadata
+            publishing.record_verified(dsm_paths.data, spec.name, tag=meta["version"].value, commit=commit,
+                                       url=meta["url"].value)
         return dg.AssetCheckResult(passed=not problems, description=text, metadata={
             "commit": commit, "remote_rows": table.num_rows, "cleaned_rows": cleaned.rows,
             "remote_content_hash": got_hash, "cleaned_content_hash": cleaned.content_hash})

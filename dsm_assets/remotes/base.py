@@ -60,6 +60,10 @@ class Remote(ABC):
     def read_file(self, commit: str, path: str) -> bytes:
         """One file's bytes at `commit`."""
 
+    def download(self, commit: str, path: str, dest: Path) -> None:
+        """Write one file at `commit` to `dest` (remotes that can stream override this)."""
+        dest.write_bytes(self.read_file(commit, path))
+
     @abstractmethod
     def load_table(self, commit: str) -> pa.Table:
         """The dataset at `commit`, read through this remote's normal read path."""

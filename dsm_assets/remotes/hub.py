@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -146,9 +147,15 @@ class HubRemote(Remote):
         return {e.path: e.size for e in entries if getattr(e, "size", None) is not None}
 
     def read_file(self, commit: str, path: str) -> bytes:
-        local = self._call(f"download {path}", self.api.hf_hub_download, self.repo_id, path, repo_type="dataset",
-                           revision=commit, cache_dir=self.cache_dir)
-        return Path(local).read_bytes()
+        return self._fetch(commit, path).read_bytes()
+
+    def download(self, commit: str, path: str, dest: Path) -> None:
+        shutil.copyfile(self._fetch(commit, path), dest)
+
+    def _fetch(self, commit: str, path: str) -> Path:
+        """The file in huggingface_hub's cache (downloaded once per commit, then served from disk)."""
+        return Path(self._call(f"download {path}", self.api.hf_hub_download, self.repo_id, path,
+                               repo_type="dataset", revision=commit, cache_dir=self.cache_dir))
 
     def load_table(self, commit: str) -> pa.Table:
         """`datasets.load_dataset(repo, revision=commit)` in a fresh HF_HOME: the normal read path, cold."""

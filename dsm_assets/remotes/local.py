@@ -118,6 +118,9 @@ class LocalRemote(Remote):
     def read_file(self, commit: str, path: str) -> bytes:
         return self.object_path(commit, path).read_bytes()
 
+    def download(self, commit: str, path: str, dest: Path) -> None:
+        shutil.copyfile(self.object_path(commit, path), dest)
+
     def load_table(self, commit: str) -> pa.Table:
         parquet = sorted(p for p in self._commit(commit)["files"] if p.startswith("data/") and p.endswith(".parquet"))
         return pa.concat_tables(pq.read_table(self.object_path(commit, p)) for p in parquet)

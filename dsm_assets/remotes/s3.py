@@ -124,6 +124,14 @@ class S3Remote(Remote):
             raise RemoteNotFoundError(f"{self.url}: no file {path} at commit {commit[:12]}")
         return self._get(files[path]["key"], files[path]["version_id"])
 
+    def download(self, commit: str, path: str, dest: Path) -> None:
+        files = self._manifest_for(commit)["files"]
+        if path not in files:
+            raise RemoteNotFoundError(f"{self.url}: no file {path} at commit {commit[:12]}")
+        with self._errors(f"download {path}"), open(dest, "wb") as f:
+            self.client.download_fileobj(self.bucket, files[path]["key"], f,
+                                         ExtraArgs={"VersionId": files[path]["version_id"]})
+
     def _get(self, key: str, version_id: str | None = None) -> bytes:
         extra = {"VersionId": version_id} if version_id else {}
         with self._errors(f"read {key}"):

@@ -1,0 +1,154 @@
+"""published → cache: a verified version on local disk, for training nodes with no network.
+
+    <cache_dir>/versions/<tag>-<commit12>/   README.md, data/train-*.parquet, dsm.json, cache_manifest.json
+    <cache_dir>/current -> versions/<tag>-<commit12>
+
+Each version folder is a layout `datasets.load_dataset(<folder>)` reads offline (the card's `configs`
+point at the parquet). A refresh downloads into `versions/.tmp-*`, verifies sizes, hashes and the content
+hash of the data, renames the folder into place and then swaps `current` by renaming a new symlink over
+it: a crash or a failed download at any point leaves the previous cache in place and loadable."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from dsm_assets import atomic
+from dsm_assets.contenthash import hash_table
+from dsm_assets.errors import CacheError
+from dsm_assets.paths import inside
+from dsm_assets.registry import DatasetSpec, display_path
+from dsm_assets.remotes.base import Remote, sha256_file
+from dsm_assets.versioning import parse_tag
+
+MANIFEST = "cache_manifest.json"
+INFO = "dsm.json"
+
+
+@dataclass(frozen=True)
+class CacheResult:
+    dataset: str
+    tag: str
+    commit: str
+    path: Path  # the version folder `current` points at
+    files: dict[str, dict[str, Any]]
+    bytes: int
+    rows: int
+    refreshed: bool  # False: this version was already cached and verified
+    pruned: tuple[str, ...]
+
+
+def cache_root(spec: DatasetSpec, data_dir: Path) -> Path:
+    return inside(data_dir, spec.cache_dir, what=f"{spec.where}.cache_dir")
+
+
+def version_dir(spec: DatasetSpec, data_dir: Path, tag: str, commit: str) -> Path:
+    return cache_root(spec, data_dir) / "versions" / f"{tag}-{commit[:12]}"
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / MANIFEST).read_text())
+
+
+def verify_folder(folder: Path, *, deep: bool) -> str | None:
+    """None if every file in the manifest is present with its size (and, if `deep`, its sha256); else why not."""
+    try:
+        manifest = read_manifest(folder)
+    except FileNotFoundError:
+        return f"{MANIFEST} is missing in {display_path(folder)}"
+    except (OSError, ValueError) as exc:
+        return f"{MANIFEST} in {display_path(folder)} is unreadable ({exc})"
+    for path, entry in sorted(manifest["files"].items()):
+        local = folder / path
+        shown = display_path(local)
+        if not local.is_file():
+            return f"{shown} is missing"
+        size = local.stat().st_size
+        if size != entry["size"]:
+            return f"{shown} is {size} bytes, the manifest says {entry['size']} (truncated or replaced)"
+        if deep and sha256_file(local) != entry["sha256"]:
+            return f"{shown} does not match its sha256 in the manifest (corrupted)"
+    return None
+
+
+def refresh_cache(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, data_dir: Path,
+                  keep: int = 2) -> CacheResult:
+    """Make `current` the verified cache of `tag` at `commit`, downloading only if it is not cached yet."""
+    root = cache_root(spec, data_dir)
+    versions = root / "versions"
+    try:
+        versions.mkdir(parents=True, exist_ok=True)
+        atomic.remove_stale_temps(versions)
+        atomic.remove_stale_temps(root)
+    except OSError as exc:
+        raise CacheError(f"{root}: cache dir is not writable ({exc.strerror or exc}); fix its permissions or "
+                         f"change {spec.where}.cache_dir") from None
+    target = versions / f"{tag}-{commit[:12]}"
+    refreshed = verify_folder(target, deep=True) is not None
+    if refreshed:
+        _download(spec, remote, tag=tag, commit=commit, target=target)
+    _point_current(root, target)
+    pruned = _prune(versions, keep=keep, current=target)
+    manifest = read_manifest(target)
+    return CacheResult(dataset=spec.name, tag=tag, commit=commit, path=target, files=manifest["files"],
+                       bytes=sum(e["size"] for e in manifest["files"].values()), rows=manifest["rows"],
+                       refreshed=refreshed, pruned=pruned)
+
+
+def _download(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, target: Path) -> None:
+    tmp = target.parent / f"{atomic.TEMP_PREFIX}{secrets.token_hex(6)}"
+    tmp.mkdir()
+    try:
+        files = {}
+        for path, size in sorted(remote.list_files(commit).items()):
+            dest = tmp / path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            remote.download(commit, path, dest)
+            if dest.stat().st_size != size:
+                raise CacheError(f"{remote.url}: {path} at {commit[:12]} downloaded as {dest.stat().st_size} bytes, "
+                                 f"expected {size}; the previous cache is unchanged")
+            atomic.fsync_file(dest)
+            files[path] = {"size": size, "sha256": sha256_file(dest)}
+        info = json.loads((tmp / INFO).read_text())
+        table = pq.read_table(tmp / "data")
+        if hash_table(table) != info["content_hash"]:
+            raise CacheError(f"{remote.url}: the data at {commit[:12]} does not match its content hash "
+                             f"{info['content_hash'][:12]}; the previous cache is unchanged")
+        manifest = {"dataset": spec.name, "version": tag, "commit": commit, "remote": remote.url,
+                    "content_hash": info["content_hash"], "rows": table.num_rows, "files": files,
+                    "cached_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        atomic.write_json(tmp / MANIFEST, manifest)
+        if target.exists():  # an incomplete or corrupted folder of the same version: replace it
+            shutil.rmtree(target)
+        os.rename(tmp, target)
+        atomic.fsync_dir(target.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _point_current(root: Path, target: Path) -> None:
+    link = root / f"{atomic.TEMP_PREFIX}current-{secrets.token_hex(4)}"
+    link.symlink_to(target.relative_to(root))
+    os.replace(link, root / "current")
+    atomic.fsync_dir(root)
+
+
+def _prune(versions: Path, *, keep: int, current: Path) -> tuple[str, ...]:
+    def order(folder: Path) -> tuple[int, tuple[int, int]]:
+        return (folder == current, parse_tag(folder.name.split("-")[0]) or (0, 0))
+
+    folders = sorted((p for p in versions.iterdir() if p.is_dir() and not p.name.startswith(".")), key=order,
+                     reverse=True)
+    pruned = folders[keep:]
+    for folder in pruned:
+        shutil.rmtree(folder, ignore_errors=True)
+    return tuple(p.name for p in pruned)

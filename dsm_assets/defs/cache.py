@@ -1,0 +1,89 @@
+"""`<dataset>/cache`: the latest verified version on local disk, its blocking preflight check, and the
+cache_refresh schedule.
+
+Refresh triggers: the schedule (cron from the registry) re-verifies and repairs every cache, and an
+automation condition refreshes a cache as soon as its dataset publishes a version whose blocking checks
+passed. Declarative automation rather than a sensor: it is evaluated by Dagster's own daemon, shows its
+reasons per evaluation in the UI, and needs no cursor code of ours."""
+
+import dagster as dg
+
+from dsm_assets import cache, preflight
+from dsm_assets.defs.failures import as_failure
+from dsm_assets.defs.published import published_key
+from dsm_assets.defs.resources import DsmPaths, DsmRemotes
+from dsm_assets.publishing import read_verified
+from dsm_assets.registry import DatasetSpec, Registry
+
+CODE_VERSION = "cache-1"
+SCHEDULE = "cache_refresh"
+
+REFRESH_ON_VERIFIED_PUBLISH = (
+    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager, once published passes its blocking checks")
+
+
+def cache_key(spec: DatasetSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "cache"])
+
+
+def build_cache_asset(*, spec: DatasetSpec, keep: int) -> dg.AssetsDefinition:
+    target = f"the version pinned in the registry ({spec.pin})" if spec.pin else "the latest verified version"
+
+    @dg.asset(
+        key=cache_key(spec), deps=[published_key(spec)], group_name=spec.name, code_version=CODE_VERSION,
+        kinds={"parquet"}, automation_condition=REFRESH_ON_VERIFIED_PUBLISH,
+        description=f"Offline cache of `{spec.name}` ({spec.use}): {target}, pinned to its commit, in "
+                    f"`{spec.cache_dir}` under the data dir; keeps {keep} versions. Check: preflight (blocking).",
+    )
+    def _cache(context: dg.AssetExecutionContext, dsm_paths: DsmPaths, dsm_remotes: DsmRemotes) -> dg.MaterializeResult:
+        with as_failure():
+            remote = dsm_remotes.open(spec, dsm_paths.data)
+            tag, commit = _wanted(spec, dsm_paths, remote)
+            result = cache.refresh_cache(spec, remote, tag=tag, commit=commit, data_dir=dsm_paths.data, keep=keep)
+        context.log.info(f"{spec.name}: cache {'refreshed to' if result.refreshed else 'already holds'} "
+                         f"{result.tag} ({result.commit[:12]}) at {result.path}")
+        return dg.MaterializeResult(data_version=dg.DataVersion(result.commit), metadata={
+            "version": result.tag, "commit": result.commit, "path": dg.MetadataValue.path(str(result.path)),
+            "files": len(result.files), "bytes": result.bytes, "dagster/row_count": result.rows,
+            "refreshed": result.refreshed, "pruned": ", ".join(result.pruned) or "none",
+        })
+
+    return _cache
+
+
+def _wanted(spec: DatasetSpec, dsm_paths: DsmPaths, remote) -> tuple[str, str]:
+    if spec.pin:
+        return spec.pin, remote.resolve(spec.pin)
+    verified = read_verified(dsm_paths.data, spec.name)
+    if verified is None:
+        raise dg.Failure(f"{spec.name} has no verified version yet: materialise {spec.name}/published and let its "
+                         "round_trip check pass first")
+    return verified["tag"], verified["commit"]
+
+
+def build_preflight_check(*, spec: DatasetSpec, registry: Registry) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=cache_key(spec), name="preflight", blocking=True,
+        description="The cache is complete (manifest, every file's size and sha256), holds the expected version "
+                    "(registry pin, else the latest verified), and loads offline in a process with no network.",
+    )
+    def _preflight(dsm_paths: DsmPaths) -> dg.AssetCheckResult:
+        state = preflight.preflight(spec, dsm_paths.data, deep=True)
+        if not state.ready:
+            return dg.AssetCheckResult(passed=False, description=f"{state.status}: {state.reason}",
+                                       metadata={"status": state.status})
+        loaded, how = preflight.offline_probe(spec, dsm_paths.data, registry.path)
+        return dg.AssetCheckResult(passed=loaded, description=f"{state.version} ready; {how}",
+                                   metadata={"status": "ready" if loaded else "corrupt", "version": state.version})
+
+    return _preflight
+
+
+def build_cache_schedule(*, registry: Registry) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name=SCHEDULE, cron_schedule=registry.cache.refresh_cron,
+        target=dg.AssetSelection.assets(*(cache_key(s) for s in registry.datasets)),
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Re-verifies every offline cache and refreshes or repairs it (cron: registry cache.refresh_cron).",
+    )
