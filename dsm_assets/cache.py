@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dsm_assets import atomic
@@ -118,7 +119,11 @@ def _download(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, targe
             atomic.fsync_file(dest)
             files[path] = {"size": size, "sha256": sha256_file(dest)}
         info = json.loads((tmp / INFO).read_text())
-        table = pq.read_table(tmp / "data")
+        try:
+            table = pq.read_table(tmp / "data")
+        except (pa.ArrowException, OSError) as exc:
+            raise CacheError(f"{remote.url}: the data at {commit[:12]} is unreadable ({exc}); the previous cache "
+                             "is unchanged") from None
         if hash_table(table) != info["content_hash"]:
             raise CacheError(f"{remote.url}: the data at {commit[:12]} does not match its content hash "
                              f"{info['content_hash'][:12]}; the previous cache is unchanged")

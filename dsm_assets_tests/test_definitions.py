@@ -65,7 +65,8 @@ def test_factory_checks_are_blocking_and_match_the_rules(shipped):
 
 def test_cache_refresh_schedule_covers_every_cache_with_the_registry_cron(tmp_path, data_dir):
     path = write_registry(tmp_path / "r.yaml", shipped_entries())
-    path.write_text(path.read_text().replace("version: 1", "version: 1\ncache: {refresh_cron: '30 2 * * 1', keep: 3}"))
+    custom = "version: 1\ncache: {refresh_cron: '30 2 * * 1', keep: 3}"
+    path.write_text(path.read_text().replace("version: 1", custom))
     defs = definitions(load_registry(path), data_dir)
     schedule = defs.resolve_schedule_def("cache_refresh")
     assert schedule.cron_schedule == "30 2 * * 1"
