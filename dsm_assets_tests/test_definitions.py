@@ -53,8 +53,9 @@ def test_factory_keys_groups_and_code_versions(shipped, data_dir):
 def test_factory_checks_are_blocking_and_match_the_rules(shipped):
     chords = build_dataset_defs(spec=shipped.get("chords"), registry=shipped)
     specs = [s for c in chords.checks for s in c.check_specs]
-    assert {s.name for s in specs} == {"preflight", "round_trip", "non_empty", "schema_matches_registry", "unique_dedupe_key",
-                                       "required_not_null", "labels_allowed", "one_annotation_layer"}
+    assert {s.name for s in specs} == {"preflight", "round_trip", "non_empty", "schema_matches_registry",
+                                       "unique_dedupe_key", "required_not_null", "labels_allowed",
+                                       "one_annotation_layer"}
     cleaned = [s for s in specs if s.name not in ("round_trip", "preflight")]
     assert all(s.blocking and s.asset_key == dg.AssetKey(["chords", "cleaned"]) for s in cleaned)
     [round_trip] = [s for s in specs if s.name == "round_trip"]
