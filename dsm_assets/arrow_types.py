@@ -1,43 +1,55 @@
-"""The column types a registry schema may name, and their Arrow types."""
+"""The column types a registry schema may name, and their Arrow types.
+
+Names are validated as strings (`check_type`), so loading the registry does not import pyarrow: that keeps
+`dsm preflight` fast. Arrow types are built on demand by `parse_type`."""
 
 from __future__ import annotations
 
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
-SCALAR_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "int32": pa.int32(),
-    "int64": pa.int64(),
-    "float32": pa.float32(),
-    "float64": pa.float64(),
-    "bool": pa.bool_(),
-    "date32": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-}
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+SCALAR_NAMES = ("string", "int32", "int64", "float32", "float64", "bool", "date32", "timestamp")
+
+
+def check_type(name: object) -> str:
+    """The canonical spelling of a registry type name. Raises ValueError naming the type and the choices."""
+    text = str(name).strip()
+    if text.startswith("list<") and text.endswith(">"):
+        return f"list<{check_type(text[5:-1])}>"
+    if text in SCALAR_NAMES:
+        return text
+    raise ValueError(f"unknown type '{name}'; use one of: {', '.join([*SCALAR_NAMES, 'list<T>'])}")
 
 
 def parse_type(name: str) -> pa.DataType:
     """`'int64'` → `pa.int64()`, `'list<string>'` → `pa.list_(pa.string())`. Raises ValueError naming the type."""
-    text = str(name).strip()
-    if text.startswith("list<") and text.endswith(">"):
+    import pyarrow as pa
+
+    text = check_type(name)
+    if text.startswith("list<"):
         return pa.list_(parse_type(text[5:-1]))
-    if text in SCALAR_TYPES:
-        return SCALAR_TYPES[text]
-    known = ", ".join([*SCALAR_TYPES, "list<T>"])
-    raise ValueError(f"unknown type '{name}'; use one of: {known}")
+    scalars = {"string": pa.string(), "int32": pa.int32(), "int64": pa.int64(), "float32": pa.float32(),
+               "float64": pa.float64(), "bool": pa.bool_(), "date32": pa.date32(), "timestamp": pa.timestamp("us")}
+    return scalars[text]
 
 
 def type_name(dtype: pa.DataType) -> str:
     """Inverse of parse_type for the types it knows (large variants print as their small twin)."""
+    import pyarrow as pa
+
     if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
         return f"list<{type_name(dtype.value_type)}>"
     if pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype):
         return "string"
-    for name, known in SCALAR_TYPES.items():
-        if dtype == known:
+    for name in SCALAR_NAMES:
+        if dtype == parse_type(name):
             return name
     return str(dtype)
 
 
 def is_text(dtype: pa.DataType) -> bool:
+    import pyarrow as pa
+
     return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)

@@ -19,11 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from dsm_assets import atomic
-from dsm_assets.contenthash import hash_table
 from dsm_assets.errors import CacheError
 from dsm_assets.paths import inside
 from dsm_assets.registry import DatasetSpec, display_path
@@ -105,6 +101,12 @@ def refresh_cache(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, d
 
 
 def _download(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, target: Path) -> None:
+    # imported here, not at the top: `dsm preflight` imports this module and must start fast
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dsm_assets.contenthash import hash_table
+
     tmp = target.parent / f"{atomic.TEMP_PREFIX}{secrets.token_hex(6)}"
     tmp.mkdir()
     try:

@@ -10,13 +10,15 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 import yaml
 
-from dsm_assets.arrow_types import is_text, parse_type
+from dsm_assets.arrow_types import check_type, parse_type
 from dsm_assets.errors import RegistryError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DEFAULT_REGISTRY = Path(__file__).with_name("registry.yaml")
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
@@ -100,6 +102,8 @@ class DatasetSpec:
     where: str = field(default="", compare=False)  # e.g. "registry.yaml: datasets[1]", for messages
 
     def arrow_schema(self) -> pa.Schema:
+        import pyarrow as pa
+
         return pa.schema([(col, parse_type(t)) for col, t in self.schema.items()])
 
     def to_dict(self) -> dict[str, Any]:
@@ -287,7 +291,7 @@ class _Checker:
                 self.fail(f"{key}.{col}", "column names must be non-empty strings")
                 continue
             try:
-                parse_type(typ)
+                typ = check_type(typ)
             except ValueError as exc:
                 self.fail(f"{key}.{col}", str(exc))
                 out[col] = None
@@ -303,7 +307,7 @@ class _Checker:
             ld = self.mapping(d["labels"], f"{key}.labels", ("column", "allowed"), ("column", "allowed"))
             col = ld.get("column")
             typ = schema.get(col) if col is not None else None
-            if schema and col is not None and (col not in schema or (typ and not is_text(parse_type(typ)))):
+            if schema and col is not None and (col not in schema or (typ and typ != "string")):
                 self.fail(f"{key}.labels.column", f"'{col}' must be a string column in the schema")
             vals = ld.get("allowed")
             if "allowed" in ld and not (isinstance(vals, list) and vals and all(isinstance(v, str) for v in vals)):

@@ -107,9 +107,10 @@ def test_preflight_deep_without_a_network_namespace(cached):
     assert done.stdout.count(" ready") == 2
 
 
-def test_preflight_never_imports_dagster_or_hub_clients(cached):
+def test_preflight_imports_neither_dagster_nor_hub_clients_nor_pyarrow(cached):
     code = ("import sys; from dsm_assets.cli import main; rc = main(['preflight', '--deep']); "
-            "heavy = [m for m in ('dagster', 'datasets', 'huggingface_hub', 'boto3') if m in sys.modules]; "
+            "heavy = [m for m in ('dagster', 'datasets', 'huggingface_hub', 'boto3', 'pyarrow', 'numpy') "
+            "if m in sys.modules]; "
             "print(rc, heavy)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr

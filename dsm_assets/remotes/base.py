@@ -12,12 +12,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, ClassVar
 
 from dsm_assets.errors import ConcurrentPublishError, RemoteNotFoundError
 from dsm_assets.versioning import latest_tag
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DATA_GLOB = "data/train-*.parquet"
 
