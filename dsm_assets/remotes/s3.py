@@ -118,19 +118,20 @@ class S3Remote(Remote):
     def list_files(self, commit: str) -> dict[str, int]:
         return {p: e["size"] for p, e in self._manifest_for(commit)["files"].items()}
 
-    def read_file(self, commit: str, path: str) -> bytes:
+    def _entry(self, commit: str, path: str) -> dict:
         files = self._manifest_for(commit)["files"]
         if path not in files:
             raise RemoteNotFoundError(f"{self.url}: no file {path} at commit {commit[:12]}")
-        return self._get(files[path]["key"], files[path]["version_id"])
+        return files[path]
+
+    def read_file(self, commit: str, path: str) -> bytes:
+        entry = self._entry(commit, path)
+        return self._get(entry["key"], entry["version_id"])
 
     def download(self, commit: str, path: str, dest: Path) -> None:
-        files = self._manifest_for(commit)["files"]
-        if path not in files:
-            raise RemoteNotFoundError(f"{self.url}: no file {path} at commit {commit[:12]}")
+        entry = self._entry(commit, path)
         with self._errors(f"download {path}"), open(dest, "wb") as f:
-            self.client.download_fileobj(self.bucket, files[path]["key"], f,
-                                         ExtraArgs={"VersionId": files[path]["version_id"]})
+            self.client.download_fileobj(self.bucket, entry["key"], f, ExtraArgs={"VersionId": entry["version_id"]})
 
     def _get(self, key: str, version_id: str | None = None) -> bytes:
         extra = {"VersionId": version_id} if version_id else {}
