@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SCALAR_NAMES = ("string", "int32", "int64", "float32", "float64", "bool", "date32", "timestamp")
+SCALAR_NAMES = ("string", "int32", "int64", "float32", "float64", "bool", "date32", "timestamp", "binary")
 
 
 def check_type(name: object) -> str:
@@ -31,7 +31,8 @@ def parse_type(name: str) -> pa.DataType:
     if text.startswith("list<"):
         return pa.list_(parse_type(text[5:-1]))
     scalars = {"string": pa.string(), "int32": pa.int32(), "int64": pa.int64(), "float32": pa.float32(),
-               "float64": pa.float64(), "bool": pa.bool_(), "date32": pa.date32(), "timestamp": pa.timestamp("us")}
+               "float64": pa.float64(), "bool": pa.bool_(), "date32": pa.date32(), "timestamp": pa.timestamp("us"),
+               "binary": pa.binary()}
     return scalars[text]
 
 
@@ -43,6 +44,8 @@ def type_name(dtype: pa.DataType) -> str:
         return f"list<{type_name(dtype.value_type)}>"
     if pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype):
         return "string"
+    if pa.types.is_large_binary(dtype):
+        return "binary"
     for name in SCALAR_NAMES:
         if dtype == parse_type(name):
             return name

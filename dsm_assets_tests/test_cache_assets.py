@@ -13,7 +13,7 @@ from dsm_assets.remotes.local import LocalRemote
 
 from .caching import edit_chords
 
-CACHES = [dg.AssetKey(["text_reviews", "cache"]), dg.AssetKey(["chords", "cache"])]
+CACHES = [dg.AssetKey([name, "cache"]) for name in ("text_reviews", "chords", "shapes")]
 
 
 def definitions(registry, data_dir) -> dg.Definitions:
@@ -40,7 +40,7 @@ def test_cache_materialises_the_verified_version_and_preflight_passes(shipped, d
                 dg.AssetKey([key.path[0], "published"])).asset_materialization.metadata
             assert (meta["version"].value, meta["commit"].value) == ("v1.0", published["commit"].value)
         preflights = [c for c in result.get_asset_check_evaluations() if c.check_name == "preflight"]
-        assert len(preflights) == 2 and all(c.passed for c in preflights)
+        assert len(preflights) == 3 and all(c.passed for c in preflights)
         assert all("loaded" in c.description and "offline" in c.description for c in preflights)
 
 

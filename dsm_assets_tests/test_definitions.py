@@ -33,8 +33,8 @@ def run_graph(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[dg.Exe
 def test_factory_keys_groups_and_code_versions(shipped, data_dir):
     graph = definitions(shipped, data_dir).resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    hops = ("raw", "cleaned", "published", "cache")
-    assert keys == {f"{d}/{hop}" for d in ("text_reviews", "chords") for hop in hops}
+    hops = ("raw", "cleaned", "published", "cache", "shards")
+    assert keys == {f"{d}/{hop}" for d in ("text_reviews", "chords", "shapes") for hop in hops}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.code_version, key
@@ -53,15 +53,18 @@ def test_factory_keys_groups_and_code_versions(shipped, data_dir):
 def test_factory_checks_are_blocking_and_match_the_rules(shipped):
     chords = build_dataset_defs(spec=shipped.get("chords"), registry=shipped)
     specs = [s for c in chords.checks for s in c.check_specs]
+    shard_checks = {"shard_count", "integrity", "total_samples", "estimated_size"}
     assert {s.name for s in specs} == {"preflight", "round_trip", "non_empty", "schema_matches_registry",
                                        "unique_dedupe_key", "required_not_null", "labels_allowed",
-                                       "one_annotation_layer"}
-    cleaned = [s for s in specs if s.name not in ("round_trip", "preflight")]
+                                       "one_annotation_layer", *shard_checks}
+    cleaned = [s for s in specs if s.name not in ("round_trip", "preflight", *shard_checks)]
     assert all(s.blocking and s.asset_key == dg.AssetKey(["chords", "cleaned"]) for s in cleaned)
     [round_trip] = [s for s in specs if s.name == "round_trip"]
     assert round_trip.blocking and round_trip.asset_key == dg.AssetKey(["chords", "published"])
     [preflight] = [s for s in specs if s.name == "preflight"]
     assert preflight.blocking and preflight.asset_key == dg.AssetKey(["chords", "cache"])
+    on_shards = {s.name: s.blocking for s in specs if s.asset_key == dg.AssetKey(["chords", "shards"])}
+    assert on_shards == {"shard_count": True, "integrity": True, "total_samples": True, "estimated_size": False}
 
 
 def test_cache_refresh_schedule_covers_every_cache_with_the_registry_cron(tmp_path, data_dir):
@@ -73,7 +76,7 @@ def test_cache_refresh_schedule_covers_every_cache_with_the_registry_cron(tmp_pa
     assert schedule.cron_schedule == "30 2 * * 1"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     selected = defs.resolve_job_def(schedule.job_name).asset_layer.selected_asset_keys
-    assert selected == {dg.AssetKey(["text_reviews", "cache"]), dg.AssetKey(["chords", "cache"])}
+    assert selected == {dg.AssetKey([name, "cache"]) for name in ("text_reviews", "chords", "shapes")}
 
 
 def test_whole_graph_in_process(shipped, data_dir):
@@ -82,7 +85,7 @@ def test_whole_graph_in_process(shipped, data_dir):
         observed, materialized = run_graph(defs, instance)
         assert observed.success and materialized.success
         checks = materialized.get_asset_check_evaluations()
-        assert len(checks) == 15 and all(c.passed for c in checks), [c for c in checks if not c.passed]
+        assert len(checks) == 34 and all(c.passed for c in checks), [c for c in checks if not c.passed]
         for spec in shipped.datasets:
             expected = clean_dataset(spec, data_dir)  # reused: same inputs
             raw = instance.get_latest_data_version_record(dg.AssetKey([spec.name, "raw"]), is_source=True)

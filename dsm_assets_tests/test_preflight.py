@@ -39,7 +39,8 @@ def test_ready_after_caching_and_missing_before(data_dir, shipped, capsys):
     assert main(["preflight", "--deep"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["Dataset", "Version", "Cache", "Status"]
-    assert [ln.split()[0::3] for ln in lines[2:]] == [["text_reviews", "ready"], ["chords", "ready"]]
+    assert [ln.split()[0::3] for ln in lines[2:]] == [["text_reviews", "ready"], ["chords", "ready"],
+                                                      ["shapes", "ready"]]
 
 
 def test_truncated_file_fails_naming_the_file(cached, data_dir, capsys):
@@ -93,7 +94,7 @@ def test_a_pin_in_the_registry_is_what_preflight_expects(cached, tmp_path, data_
 
 def test_unknown_dataset_and_bad_registry_exit_2(cached, tmp_path):
     done = dsm("preflight", "nope")
-    assert done.returncode == 2 and "no dataset named 'nope' (registered: text_reviews, chords)" in done.stderr
+    assert done.returncode == 2 and "no dataset named 'nope' (registered: text_reviews, chords, shapes)" in done.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("datasets: [")
     done = dsm("preflight", env={"DSM_REGISTRY": str(bad)})
@@ -104,7 +105,7 @@ def test_unknown_dataset_and_bad_registry_exit_2(cached, tmp_path):
 def test_preflight_deep_without_a_network_namespace(cached):
     done = dsm("preflight", "--deep", prefix=("unshare", "--net"))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count(" ready") == 2
+    assert done.stdout.count(" ready") == 3
 
 
 def test_preflight_imports_neither_dagster_nor_hub_clients_nor_pyarrow(cached):

@@ -20,7 +20,7 @@ def problems(tmp_path: Path, datasets) -> list[str]:
 
 
 def test_shipped_registry_loads(shipped):
-    assert [s.name for s in shipped.datasets] == ["text_reviews", "chords"]
+    assert [s.name for s in shipped.datasets] == ["text_reviews", "chords", "shapes"]
     chords = shipped.get("chords")
     assert chords.arrow_schema().field("chord_layer_extended").type == pa.list_(pa.string())
     assert chords.cleaning.layers.canonical == "chord_layer_extended"
@@ -45,7 +45,7 @@ def test_unknown_type_names_file_and_key_path(tmp_path):
     entries[1]["schema"]["title"] = "strng"
     msgs = problems(tmp_path, entries)
     assert msgs == [f"{tmp_path / 'registry.yaml'}: datasets[1].schema.title: unknown type 'strng'; use one of: "
-                    "string, int32, int64, float32, float64, bool, date32, timestamp, list<T>"]
+                    "string, int32, int64, float32, float64, bool, date32, timestamp, binary, list<T>"]
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

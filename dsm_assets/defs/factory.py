@@ -10,6 +10,7 @@ from dsm_assets.defs.cleaned import build_cleaned_asset, build_cleaned_checks
 from dsm_assets.defs.published import build_published_asset, build_round_trip_check
 from dsm_assets.defs.raw import build_raw_asset, raw_key
 from dsm_assets.defs.resources import DsmPaths, DsmRemotes
+from dsm_assets.defs.shards import build_shards_asset, build_shards_checks
 from dsm_assets.registry import DatasetSpec, Registry
 
 OBSERVE_JOB = "observe_raw"
@@ -25,9 +26,9 @@ class DatasetDefs:
 def build_dataset_defs(*, spec: DatasetSpec, registry: Registry) -> DatasetDefs:
     return DatasetDefs(
         assets=[build_raw_asset(spec=spec), build_cleaned_asset(spec=spec), build_published_asset(spec=spec),
-                build_cache_asset(spec=spec, keep=registry.cache.keep)],
+                build_cache_asset(spec=spec, keep=registry.cache.keep), build_shards_asset(spec=spec)],
         checks=[build_cleaned_checks(spec=spec), build_round_trip_check(spec=spec),
-                build_preflight_check(spec=spec, registry=registry)],
+                build_preflight_check(spec=spec, registry=registry), build_shards_checks(spec=spec)],
     )
 
 

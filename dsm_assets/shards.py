@@ -1,0 +1,250 @@
+"""cache → shards: WebDataset tar shards of the cached version, and the manifest that is their one truth.
+
+    <outputs>/shards/<dataset>/<tag>-<commit12>/<dataset>-000000.tar …   manifest.json
+
+A sample is `<key>.json` (the row's non-binary columns), `<key>.cls` (the label's index in the registry's
+allowed set, when the dataset has labels), `<key>.txt` (a `text` column, when present) and one file per
+binary column, named by its content (`.png`, else `.bin`). Headers come from `tarfile.TarInfo`; payloads
+are written straight to the file with one write each and hashed (xxh3-128) on the way, which is what makes
+this faster than webdataset's ShardWriter. Members carry fixed metadata (mtime 0, uid 0, mode 0444), so
+the same data gives byte-identical shards and the same manifest hash.
+
+Each shard is written to a temp name and renamed when complete; the manifest is written last. Temp files
+a killed writer left behind are removed by the next run, and a complete manifest whose shards all check
+out is reused rather than rewritten."""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+
+from dsm_assets import atomic
+from dsm_assets.cache import read_manifest
+from dsm_assets.errors import DsmError
+from dsm_assets.registry import DatasetSpec
+
+MANIFEST = "manifest.json"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+BATCH_ROWS = 4096
+
+
+class ShardError(DsmError, RuntimeError):
+    """Shards are missing, incomplete or disagree with their manifest."""
+
+
+@dataclass(frozen=True)
+class ShardsResult:
+    folder: Path
+    manifest: dict[str, Any]
+    manifest_hash: str
+    written: bool  # False: the existing shards were complete and reused
+
+
+def shards_dir(outputs_dir: Path, spec: DatasetSpec, tag: str, commit: str) -> Path:
+    return outputs_dir / "shards" / spec.name / f"{tag}-{commit[:12]}"
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    return xxhash.xxh3_128_hexdigest(json.dumps(manifest, sort_keys=True).encode())
+
+
+def write_shards(spec: DatasetSpec, cache_folder: Path, outputs_dir: Path) -> ShardsResult:
+    """Shard the cached version in `cache_folder` (a cache version folder with its cache_manifest.json)."""
+    source = read_manifest(cache_folder)
+    folder = shards_dir(outputs_dir, spec, source["version"], source["commit"])
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic.remove_stale_temps(folder)
+    existing = _reusable(folder)
+    if existing is not None:
+        return ShardsResult(folder, existing, manifest_hash(existing), written=False)
+    table = pq.read_table(cache_folder / "data")
+    count = max(1, min(spec.shards.count, table.num_rows))
+    bounds = [table.num_rows * i // count for i in range(count + 1)]
+    shards = [_write_shard(folder / f"{spec.name}-{i:06d}.tar", _samples(spec, table, bounds[i], bounds[i + 1]))
+              for i in range(count)]
+    manifest = {"dataset": spec.name, "version": source["version"], "commit": source["commit"],
+                "content_hash": source["content_hash"], "total_samples": table.num_rows,
+                "fields": _fields(spec, table.schema), "shards": shards, "hash": "xxh3_128"}
+    atomic.write_json(folder / MANIFEST, manifest)
+    return ShardsResult(folder, manifest, manifest_hash(manifest), written=True)
+
+
+def _reusable(folder: Path) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if not verify_shards(folder, manifest, deep=False) else None
+
+
+def _fields(spec: DatasetSpec, schema: pa.Schema) -> list[str]:
+    fields = ["json"]
+    if spec.cleaning.labels:
+        fields.append("cls")
+    if "text" in schema.names and pa.types.is_string(schema.field("text").type):
+        fields.append("txt")
+    return fields + [f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+
+
+Sample = tuple[str, list[tuple[str, bytes]]]  # (key, [(extension, payload), …])
+
+
+def _samples(spec: DatasetSpec, table: pa.Table, start: int, stop: int) -> Iterator[Sample]:
+    """(key, [(extension, payload), …]) for rows start..stop, converted to Python one batch at a time."""
+    binary = [f.name for f in table.schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    labels = spec.cleaning.labels
+    index = {label: i for i, label in enumerate(labels.allowed)} if labels else {}
+    for offset in range(start, stop, BATCH_ROWS):
+        rows = table.slice(offset, min(BATCH_ROWS, stop - offset)).to_pylist()
+        for i, row in enumerate(rows, start=offset):
+            files = [("json", json.dumps({k: v for k, v in row.items() if k not in binary}, sort_keys=True,
+                                         default=str).encode())]
+            if labels:
+                files.append(("cls", str(index[row[labels.column]]).encode()))
+            if isinstance(row.get("text"), str):
+                files.append(("txt", row["text"].encode()))
+            for col in binary:
+                payload = row[col] or b""
+                ext = "png" if payload.startswith(PNG_SIGNATURE) else "bin"
+                files.append((ext if len(binary) == 1 else f"{col}.{ext}", payload))
+            yield f"sample{i:09d}", files
+
+
+def _write_shard(target: Path, samples: Iterator[Sample]) -> dict[str, Any]:
+    digest = xxhash.xxh3_128()
+    count = size = 0
+    with atomic.temp_beside(target.parent, suffix=".tar") as tmp:
+        with open(tmp, "wb") as f:
+            for key, files in samples:
+                for ext, payload in files:
+                    header = _header(f"{key}.{ext}", len(payload))
+                    padding = b"\0" * (-len(payload) % tarfile.BLOCKSIZE)
+                    for chunk in (header, payload, padding):
+                        f.write(chunk)
+                        digest.update(chunk)
+                    size += len(header) + len(payload) + len(padding)
+                count += 1
+            end = b"\0" * (2 * tarfile.BLOCKSIZE)  # end-of-archive marker: two zero blocks
+            f.write(end)
+            digest.update(end)
+            size += len(end)
+        atomic.commit(tmp, target)
+    return {"name": target.name, "bytes": size, "samples": count, "xxh3_128": digest.hexdigest()}
+
+
+def _header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o444, 0
+    return info.tobuf(format=tarfile.USTAR_FORMAT)
+
+
+def verify_shards(folder: Path, manifest: dict[str, Any], *, deep: bool) -> list[str]:
+    """Problems (empty when none): every shard present with its size, and with `deep` its hash."""
+    problems = []
+    for shard in manifest["shards"]:
+        path = folder / shard["name"]
+        if not path.is_file():
+            problems.append(f"{shard['name']} is missing")
+        elif path.stat().st_size != shard["bytes"]:
+            problems.append(f"{shard['name']} is {path.stat().st_size} bytes, the manifest says {shard['bytes']} "
+                            "(truncated?)")
+        elif deep and _hash_file(path) != shard["xxh3_128"]:
+            problems.append(f"{shard['name']} does not match its hash in the manifest (corrupted)")
+    if sum(s["samples"] for s in manifest["shards"]) != manifest["total_samples"]:
+        problems.append("the shards' sample counts do not add up to the manifest's total_samples")
+    return problems
+
+
+def _hash_file(path: Path) -> str:
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def shard_urls(folder: Path, manifest: dict[str, Any]) -> list[str]:
+    return [os.fspath(folder / s["name"]) for s in manifest["shards"]]
+
+
+def current_shards(spec: DatasetSpec, data_dir: Path, outputs_dir: Path) -> Path:
+    """The shard folder of the version the dataset's offline cache currently holds."""
+    from dsm_assets.cache import cache_root
+
+    current = cache_root(spec, data_dir) / "current"
+    if not current.exists():
+        raise ShardError(f"{spec.name}: no offline cache, so no shards; run `dsm preflight {spec.name}`")
+    source = read_manifest(current.resolve())
+    folder = shards_dir(outputs_dir, spec, source["version"], source["commit"])
+    if not (folder / MANIFEST).exists():
+        raise ShardError(f"{spec.name}: no shards for {source['version']} in {folder}; materialise {spec.name}/shards")
+    return folder
+
+
+def webdataset_pipeline(folder: Path, *, shuffle: int = 1000, decode: str | None = None, seed: int | None = None):
+    """A `webdataset.WebDataset` over the shards in `folder`, its length taken from the manifest.
+
+    `shuffle` is the sample shuffle buffer (0 for the manifest order; shards are shuffled too when > 0);
+    `decode` is passed to `.decode()` (e.g. "pil" for images, needs Pillow); None keeps raw bytes.
+    For a torch DataLoader the seed project recommends num_workers >= 4 and persistent_workers=True:
+    `DataLoader(pipeline.batched(64), batch_size=None, num_workers=4, persistent_workers=True)`."""
+    import webdataset as wds  # imported on use: only training code needs it
+
+    manifest = json.loads((folder / MANIFEST).read_text())
+    problems = verify_shards(folder, manifest, deep=False)
+    if problems:
+        raise ShardError(f"{folder}: {problems[0]}; re-materialise the shards asset")
+    urls = shard_urls(folder, manifest)
+    pipeline = wds.WebDataset(urls, shardshuffle=len(urls) if shuffle else False, seed=seed,
+                              nodesplitter=wds.split_by_node, empty_check=False)
+    if shuffle:
+        pipeline = pipeline.shuffle(shuffle)
+    if decode:
+        pipeline = pipeline.decode(decode)
+    with warnings.catch_warnings():  # webdataset reminds that __len__ does not cap an epoch; we know
+        warnings.simplefilter("ignore", UserWarning)
+        return pipeline.with_length(manifest["total_samples"])
+
+
+def read_back(folder: Path, manifest: dict[str, Any]) -> list[str]:
+    """Problems (empty when none) found by iterating every shard with `webdataset.WebDataset`: each must be a
+    complete tar whose samples match the manifest's count and carry every field."""
+    import webdataset as wds
+
+    problems = []
+    for shard in manifest["shards"]:
+        path = folder / shard["name"]
+        if not path.is_file():
+            problems.append(f"{shard['name']} is missing")
+            continue
+        try:
+            samples = list(wds.WebDataset([os.fspath(path)], shardshuffle=False, empty_check=False))
+        except Exception as exc:  # webdataset surfaces tarfile, OSError and its own errors alike
+            problems.append(f"{shard['name']} is not a readable tar ({type(exc).__name__}: {_short(exc)})")
+            continue
+        if len(samples) != shard["samples"]:
+            problems.append(f"{shard['name']} holds {len(samples)} samples, the manifest says {shard['samples']}")
+        # one file per field: json, cls, txt as listed, and one per binary column (named by its content)
+        incomplete = [s["__key__"] for s in samples
+                      if "json" not in s or sum(not k.startswith("__") for k in s) != len(manifest["fields"])]
+        if incomplete:
+            problems.append(f"{shard['name']}: sample {incomplete[0]} does not have one file per field "
+                            f"{manifest['fields']}")
+    return problems
+
+
+def _short(exc: Exception) -> str:
+    """webdataset wraps tar errors as (message, fileobj, url): keep the message."""
+    first = exc.args[0] if exc.args else exc
+    text = first[0] if isinstance(first, tuple) and first else first
+    return str(text).split(" @ ")[0]
