@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+
+from dsm_assets.defs.shards import evaluate
+from dsm_assets.shards import MANIFEST, ShardError, shard_urls, webdataset_pipeline, write_shards
+
+from .caching import cache_latest, publish_and_verify
+
+
+@pytest.fixture
+def shapes(data_dir, shipped, tmp_path):
+    """The shapes sample, published, cached and sharded: (spec, shards folder, manifest)."""
+    spec = shipped.get("shapes")
+    cached = cache_latest(publish_and_verify(spec, data_dir), data_dir)
+    result = write_shards(spec, cached.path, tmp_path / "outputs")
+    return spec, result.folder, result.manifest
+
+
+def checks(spec, folder, data_dir) -> dict[str, tuple[bool, str]]:
+    return evaluate(spec, folder, data_dir)
+
+
+def test_shards_hold_every_row_and_webdataset_reads_exactly_the_manifest_count(shapes, data_dir):
+    spec, folder, manifest = shapes
+    assert [s["name"] for s in manifest["shards"]] == [f"shapes-00000{i}.tar" for i in range(3)]
+    assert manifest["total_samples"] == 300 and sum(s["samples"] for s in manifest["shards"]) == 300
+    samples = list(wds.WebDataset(shard_urls(folder, manifest), shardshuffle=False, empty_check=False))
+    assert len(samples) == manifest["total_samples"]
+    first = samples[0]
+    assert first["png"].startswith(b"\x89PNG") and json.loads(first["json"])["label"] in ("circle", "square",
+                                                                                          "triangle")
+    assert int(first["cls"]) == spec.cleaning.labels.allowed.index(json.loads(first["json"])["label"])
+    assert all(passed for passed, _ in checks(spec, folder, data_dir).values())
+
+
+def test_same_data_gives_identical_shards_and_manifest(shapes, tmp_path):
+    spec, folder, manifest = shapes
+    again = write_shards(spec, _cache_folder(spec, manifest, tmp_path), tmp_path / "other")
+    assert again.manifest == manifest
+    assert [(folder / s["name"]).read_bytes() == (again.folder / s["name"]).read_bytes()
+            for s in manifest["shards"]] == [True] * 3
+
+
+def _cache_folder(spec, manifest, tmp_path):
+    return tmp_path / "data" / "cache" / "shapes" / "versions" / f"{manifest['version']}-{manifest['commit'][:12]}"
+
+
+def test_unchanged_shards_are_reused(shapes, tmp_path):
+    spec, folder, manifest = shapes
+    mtimes = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    again = write_shards(spec, _cache_folder(spec, manifest, tmp_path), tmp_path / "outputs")
+    assert not again.written and {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == mtimes
+
+
+def test_truncated_shard_fails_integrity_naming_the_shard(shapes, data_dir):
+    spec, folder, manifest = shapes
+    victim = folder / manifest["shards"][1]["name"]
+    with open(victim, "r+b") as f:
+        f.truncate(victim.stat().st_size // 2)
+    passed, text = checks(spec, folder, data_dir)["integrity"]
+    assert not passed and text.startswith("shapes-000001.tar is ") and "(truncated?)" in text
+    assert "shapes-000001.tar is not a readable tar (ReadError" in text
+
+
+def test_flipped_byte_fails_integrity(shapes, data_dir):
+    spec, folder, manifest = shapes
+    victim = folder / manifest["shards"][2]["name"]
+    raw = bytearray(victim.read_bytes())
+    raw[3000] ^= 0x01
+    victim.write_bytes(bytes(raw))
+    passed, text = checks(spec, folder, data_dir)["integrity"]
+    assert not passed and "shapes-000002.tar does not match its hash in the manifest (corrupted)" in text
+
+
+def test_missing_shard_fails_count_and_integrity(shapes, data_dir):
+    spec, folder, manifest = shapes
+    (folder / manifest["shards"][0]["name"]).unlink()
+    got = checks(spec, folder, data_dir)
+    assert got["shard_count"] == (False, "2 of 3 listed shards present, registry expects 3")
+    assert not got["integrity"][0] and "shapes-000000.tar is missing" in got["integrity"][1]
+
+
+def test_manifest_that_disagrees_with_the_shards(shapes, data_dir):
+    spec, folder, manifest = shapes
+    manifest["shards"][0]["samples"] += 1
+    manifest["total_samples"] += 1
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    got = checks(spec, folder, data_dir)
+    assert not got["integrity"][0]
+    assert "shapes-000000.tar holds 100 samples, the manifest says 101" in got["integrity"][1]
+    assert got["total_samples"] == (False, "shards hold 301 samples, the cached version has 300 rows")
+    assert got["estimated_size"] == (False, "registry shards.estimated_size is 300, the manifest has 301; update "
+                                            "the registry (readers use the manifest)")
+
+
+def test_stray_temp_from_a_killed_writer_is_ignored_and_cleaned(shapes, tmp_path, data_dir):
+    spec, folder, manifest = shapes
+    stray = folder / ".tmp-deadbeef.tar"
+    stray.write_bytes(b"half a shard")
+    assert all(passed for passed, _ in checks(spec, folder, data_dir).values())  # ignored by the checks
+    write_shards(spec, _cache_folder(spec, manifest, tmp_path), tmp_path / "outputs")
+    assert not stray.exists()
+
+
+KILL_MID_SHARD = """
+import os, signal, sys
+from pathlib import Path
+import dsm_assets.shards as shards
+from dsm_assets.registry import load_registry
+real = shards._header
+count = []
+def header(name, size):
+    count.append(name)
+    if len(count) == 250:  # part-way through the second shard
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(name, size)
+shards._header = header
+shards.write_shards(load_registry().get("shapes"), Path(sys.argv[1]), Path(sys.argv[2]))
+"""
+
+
+def test_a_killed_writer_leaves_no_manifest_and_the_next_run_completes(data_dir, shipped, tmp_path):
+    spec = shipped.get("shapes")
+    cached = cache_latest(publish_and_verify(spec, data_dir), data_dir)
+    outputs = tmp_path / "killed"
+    done = subprocess.run([sys.executable, "-c", KILL_MID_SHARD, str(cached.path), str(outputs)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr[-2000:]
+    folder = next((outputs / "shards" / "shapes").iterdir())
+    assert not (folder / MANIFEST).exists() and any(p.name.startswith(".tmp-") for p in folder.iterdir())
+    result = write_shards(spec, cached.path, outputs)
+    assert result.written and not any(p.name.startswith(".tmp-") for p in folder.iterdir())
+    assert all(passed for passed, _ in evaluate(spec, result.folder, data_dir).values())
+
+
+def test_zero_samples(tmp_path, shipped):
+    """Upstream refuses empty data (no data rows; the blocking non_empty check), but the writer copes anyway:
+    one empty, valid shard and a manifest that says 0."""
+    spec = shipped.get("shapes")
+    cached = tmp_path / "cache" / "v1.0-000000000000"
+    (cached / "data").mkdir(parents=True)
+    pq.write_table(spec.arrow_schema().empty_table(), cached / "data" / "train-00000-of-00001.parquet")
+    (cached / "cache_manifest.json").write_text(json.dumps({"version": "v1.0", "commit": "0" * 40,
+                                                            "content_hash": "empty", "rows": 0, "files": {}}))
+    result = write_shards(spec, cached, tmp_path / "outputs")
+    assert result.manifest["total_samples"] == 0 and [s["samples"] for s in result.manifest["shards"]] == [0]
+    assert list(wds.WebDataset(shard_urls(result.folder, result.manifest), shardshuffle=False,
+                               empty_check=False)) == []
+
+
+def test_reader_pipeline_takes_its_length_from_the_manifest(shapes):
+    _, folder, manifest = shapes
+    pipeline = webdataset_pipeline(folder, shuffle=50, seed=3)
+    keys = [s["__key__"] for s in pipeline]
+    assert len(pipeline) == manifest["total_samples"] == len(keys) == len(set(keys))
+    assert keys != sorted(keys)  # shuffled
+    (folder / manifest["shards"][0]["name"]).unlink()
+    with pytest.raises(ShardError, match=r"shapes-000000\.tar is missing; re-materialise the shards asset"):
+        webdataset_pipeline(folder)
+    assert Path(folder).exists()
