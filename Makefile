@@ -30,6 +30,7 @@ dev: $(STAMP)  ## the Dagster UI on http://127.0.0.1:3000, same instance as the 
 bench: $(STAMP)  ## benchmarks: ratios measured in one run against a baseline on the same data
 	$(BIN)/python -m bench.bench_publish
 	$(BIN)/python -m bench.bench_preflight
+	$(BIN)/python -m bench.bench_shards
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

