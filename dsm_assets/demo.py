@@ -54,6 +54,7 @@ Where to look:
   cleaned data   {display_path(data / 'clean')}/<dataset>/<content-hash>.parquet
   local remote   {display_path(data / 'remote')}/<repo>/ (objects, commits, refs/tags/v1.0 …)
   offline caches {display_path(data / 'cache')}/<dataset>/current/   check them: dsm preflight [--deep]
+  shards         {display_path(outputs / 'shards')}/<dataset>/<version>/  (WebDataset tars + manifest.json)
   Dagster home   {display_path(home)}
   UI             make dev   → open http://127.0.0.1:3000 (Assets → a dataset group → Lineage)
   registry       dsm registry   (.venv/bin/dsm, or activate the venv)""")
@@ -75,9 +76,11 @@ def summary(registry, instance: dg.DagsterInstance, checks: list) -> str:
             f"{published['version'].value} ({'new' if published['new_version'].value else 'unchanged'})",
             f"{published['bytes_uploaded'].value}",
             _latest_metadata(instance, spec.name, "cache")["version"].value,
+            f"{_latest_metadata(instance, spec.name, 'shards')['shards'].value} tar",
             f"{sum(c.passed for c in mine)}/{len(mine)} passed",
         ])
-    headers = ["Dataset", "Raw fingerprint", "Cleaned version", "Rows", "Published", "Bytes up", "Cached", "Checks"]
+    headers = ["Dataset", "Raw fingerprint", "Cleaned version", "Rows", "Published", "Bytes up", "Cached", "Shards",
+               "Checks"]
     return format_table(headers, rows)
 
 
