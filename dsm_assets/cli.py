@@ -11,7 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from dsm_assets import paths
+from dsm_assets.cache import cache_root
 from dsm_assets.errors import DsmError, RegistryError
+from dsm_assets.lineage import LineageError, chain, read_lineage
 from dsm_assets.preflight import preflight
 from dsm_assets.publishing import read_latest
 from dsm_assets.registry import Registry, display_path, load_registry
@@ -69,6 +71,19 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     return 0 if all(r.ready for r in results) else 1
 
 
+def cmd_lineage(args: argparse.Namespace) -> int:
+    """Which data trained MODEL (its latest version, or --version)."""
+    registry = load_registry()
+    model = registry.model(args.model)
+    lineage = read_lineage(paths.outputs_dir(), model.name, args.version)
+    rows = chain(lineage, cache_root(registry.get(model.dataset), paths.data_dir()))
+    if args.json:
+        print(json.dumps({"lineage": lineage, "chain": rows}, indent=2))
+    else:
+        print(format_table(["Step", "What", "Detail"], [[r["step"], r["what"], r["detail"]] for r in rows]))
+    return 0
+
+
 def cmd_samples(args: argparse.Namespace) -> int:
     data = paths.data_dir()
     written = install_samples(data, overwrite=args.force)
@@ -88,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--deep", action="store_true", help="also re-hash every file (sha256) against the manifest")
     p.set_defaults(func=cmd_preflight)
+    p = sub.add_parser("lineage", help="which data trained a model: model → shards → cache → published → cleaned "
+                       "→ raw")
+    p.add_argument("model", metavar="MODEL", help="a model name from the registry's models section")
+    p.add_argument("--version", help="a model version (default: the latest); see outputs/models/<MODEL>/")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_lineage)
     p = sub.add_parser("samples", help="copy the shipped sample raw data into the data dir")
     p.add_argument("--force", action="store_true", help="overwrite files that are already there")
     p.set_defaults(func=cmd_samples)
@@ -98,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except RegistryError as exc:
+    except (RegistryError, LineageError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
     except DsmError as exc:

@@ -48,6 +48,12 @@ def main() -> int:
             checks += result.get_asset_check_evaluations()
         print()
         print(summary(registry, instance, checks))
+        for model in registry.models:
+            meta = _latest_metadata(instance, "model", model.name)
+            print(f"\nmodel/{model.name}: {meta['model_version'].value}, accuracy {meta['accuracy'].value:.3f}, "
+                  f"trained on {model.dataset} {meta['dataset_version'].value} (commit "
+                  f"{meta['dataset_commit'].value[:12]}); lineage: {meta['lineage'].value}")
+            print(f"  which data trained it:  dsm lineage {model.name}")
     print(f"""
 Where to look:
   raw files      {display_path(data / 'raw')}/<dataset>/

@@ -113,10 +113,29 @@ class DatasetSpec:
 
 
 @dataclass(frozen=True)
+class ModelSpec:
+    """A model trained on one dataset's shards (TF-IDF + logistic regression on its `text` and label)."""
+
+    name: str
+    dataset: str
+    use: str
+    metric: str = "accuracy"
+    threshold: float = 0.8  # the asset check fails below this on the held-out split
+
+
+@dataclass(frozen=True)
 class Registry:
     path: Path
     datasets: tuple[DatasetSpec, ...]
     cache: CacheSettings = CacheSettings()
+    models: tuple[ModelSpec, ...] = ()
+
+    def model(self, name: str) -> ModelSpec:
+        for spec in self.models:
+            if spec.name == name:
+                return spec
+        known = ", ".join(m.name for m in self.models) or "none"
+        raise RegistryError([f"{display_path(self.path)}: no model named '{name}' (registered: {known})"])
 
     def get(self, name: str) -> DatasetSpec:
         for spec in self.datasets:
@@ -166,9 +185,10 @@ def parse_registry(doc: Any, path: Path) -> Registry:
     checker = _Checker(display_path(path))
     datasets = checker.registry(doc)
     cache = checker.cache_settings(doc.get("cache", {}) if isinstance(doc, dict) else {})
+    models = checker.models(doc.get("models", []) if isinstance(doc, dict) else [], datasets)
     if checker.problems:
         raise RegistryError(checker.problems)
-    return Registry(path=path, datasets=tuple(datasets), cache=cache)
+    return Registry(path=path, datasets=tuple(datasets), cache=cache, models=tuple(models))
 
 
 class _Checker:
@@ -221,7 +241,7 @@ class _Checker:
         return text
 
     def registry(self, doc: Any) -> list[DatasetSpec]:
-        top = self.mapping(doc, "", ("version", "cache", "datasets"), ("datasets",))
+        top = self.mapping(doc, "", ("version", "cache", "datasets", "models"), ("datasets",))
         raw = top.get("datasets")
         if "datasets" in top and not isinstance(raw, list):
             self.fail("datasets", "expected a list of datasets")
@@ -239,6 +259,35 @@ class _Checker:
             if spec is not None:
                 specs.append(spec)
         return specs
+
+    def models(self, value: Any, datasets: list[DatasetSpec]) -> list[ModelSpec]:
+        if not isinstance(value, list):
+            self.fail("models", "expected a list of models")
+            return []
+        by_name = {d.name: d for d in datasets}
+        out: list[ModelSpec] = []
+        for i, entry in enumerate(value):
+            key = f"models[{i}]"
+            d = self.mapping(entry, key, ("name", "dataset", "use", "metric", "threshold"), ("name", "dataset", "use"))
+            name, dataset = d.get("name"), d.get("dataset")
+            if "name" in d and not (isinstance(name, str) and NAME_RE.match(name)):
+                self.fail(f"{key}.name", f"invalid name {name!r}; use lowercase letters, digits and '_' only")
+            elif name in [m.name for m in out]:
+                self.fail(f"{key}.name", f"duplicate model name '{name}'")
+            target = by_name.get(dataset)
+            if "dataset" in d and target is None:
+                self.fail(f"{key}.dataset", f"no dataset named {dataset!r} in this registry")
+            elif target is not None and not (target.cleaning.labels and target.schema.get("text") == "string"):
+                self.fail(f"{key}.dataset", f"'{dataset}' needs a string column 'text' and cleaning.labels to train on")
+            if d.get("metric", "accuracy") != "accuracy":
+                self.fail(f"{key}.metric", "only 'accuracy' is supported")
+            threshold = d.get("threshold", 0.8)
+            if not (isinstance(threshold, int | float) and not isinstance(threshold, bool) and 0 <= threshold <= 1):
+                self.fail(f"{key}.threshold", f"expected a number between 0 and 1, got {threshold!r}")
+            use = self.string(d["use"], f"{key}.use") if "use" in d else None
+            if isinstance(name, str) and target is not None and use and not self.problems:
+                out.append(ModelSpec(name=name, dataset=dataset, use=use, threshold=float(threshold)))
+        return out
 
     def cache_settings(self, value: Any) -> CacheSettings:
         d = self.mapping(value, "cache", ("refresh_cron", "keep"))

@@ -7,6 +7,7 @@ import dagster as dg
 
 from dsm_assets.defs.cache import build_cache_asset, build_cache_schedule, build_preflight_check
 from dsm_assets.defs.cleaned import build_cleaned_asset, build_cleaned_checks
+from dsm_assets.defs.model import build_model_asset, build_model_check
 from dsm_assets.defs.published import build_published_asset, build_round_trip_check
 from dsm_assets.defs.raw import build_raw_asset, raw_key
 from dsm_assets.defs.resources import DsmPaths, DsmRemotes
@@ -42,9 +43,11 @@ def build_definitions(*, registry: Registry, data_dir: Path, outputs_dir: Path,
         MATERIALIZE_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*raw_keys),
         description="Materialize every asset downstream of the raw sources, with their checks.",
     )
+    models = [build_model_asset(model=m, dataset=registry.get(m.dataset)) for m in registry.models]
     return dg.Definitions(
-        assets=[a for d in per_dataset for a in d.assets],
-        asset_checks=[c for d in per_dataset for c in d.checks],
+        assets=[*(a for d in per_dataset for a in d.assets), *models],
+        asset_checks=[*(c for d in per_dataset for c in d.checks),
+                      *(build_model_check(model=m) for m in registry.models)],
         jobs=[observe, materialize],
         schedules=[build_cache_schedule(registry=registry)],
         resources={"dsm_paths": DsmPaths(data_dir=str(data_dir), outputs_dir=str(outputs_dir)),

@@ -1,0 +1,63 @@
+"""Which data trained this model? The chain from a model version back to the raw files, read from the
+model's lineage.json (written at training time from the shards, the cache and the Dagster instance) and
+checked against what is on disk now. Core only: no dagster import, so `dsm lineage` starts fast."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dsm_assets.errors import DsmError
+from dsm_assets.registry import display_path
+
+LINEAGE = "lineage.json"
+
+
+class LineageError(DsmError, LookupError):
+    """No such model or model version."""
+
+
+def models_dir(outputs_dir: Path, name: str) -> Path:
+    return outputs_dir / "models" / name
+
+
+def model_versions(outputs_dir: Path, name: str) -> list[str]:
+    root = models_dir(outputs_dir, name)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / LINEAGE).is_file() and not p.is_symlink())
+
+
+def read_lineage(outputs_dir: Path, name: str, version: str | None = None) -> dict[str, Any]:
+    versions = model_versions(outputs_dir, name)
+    if not versions:
+        raise LineageError(f"no trained versions of model '{name}' in {models_dir(outputs_dir, name)}; "
+                           f"materialise model/{name} first")
+    if version is None:
+        latest = models_dir(outputs_dir, name) / "latest"
+        version = latest.resolve().name if latest.exists() else versions[-1]
+    if version not in versions:
+        raise LineageError(f"model '{name}' has no version '{version}' (trained: {', '.join(versions)})")
+    return json.loads((models_dir(outputs_dir, name) / version / LINEAGE).read_text())
+
+
+def chain(lineage: dict[str, Any], cache_dir: Path) -> list[dict[str, Any]]:
+    """The lineage as rows, model first, raw last, each marked with whether it is still on disk."""
+    d = lineage["dataset"]
+    cached = cache_dir / "versions" / f"{d['version']}-{d['commit'][:12]}"
+    shards = Path(d["shards"]["folder"])
+    return [
+        {"step": "model", "what": f"{lineage['model']} {lineage['model_version']}",
+         "detail": f"accuracy {lineage['metrics']['accuracy']:.3f}, trained {lineage['trained_at']}, "
+                   f"Dagster run {lineage.get('dagster_run_id') or '-'}"},
+        {"step": "shards", "what": display_path(shards), "detail": f"manifest {d['shards']['manifest_hash']}, "
+                                                         f"{d['shards']['samples']} samples",
+         "present": shards.is_dir()},
+        {"step": "cache", "what": display_path(cached),
+         "detail": "cached" if cached.is_dir() else "NOT CACHED any more", "present": cached.is_dir()},
+        {"step": "published", "what": f"{d['name']} {d['version']}",
+         "detail": f"commit {d['commit']} at {d.get('remote_url', '-')}"},
+        {"step": "cleaned", "what": f"content hash {d['content_hash']}", "detail": ""},
+        {"step": "raw", "what": f"fingerprint {d.get('raw_fingerprint') or 'unknown'}", "detail": ""},
+    ]

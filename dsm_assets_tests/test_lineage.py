@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from dsm_assets.cli import main
+from dsm_assets.lineage import LineageError, chain, read_lineage
+from dsm_assets.shards import write_shards
+from dsm_assets.training import train_model
+
+from .caching import cache_latest, publish_and_verify
+
+
+@pytest.fixture
+def trained(data_dir, shipped, tmp_path):
+    spec = shipped.get("text_reviews")
+    p = publish_and_verify(spec, data_dir)
+    cached = cache_latest(p, data_dir)
+    outputs = tmp_path / "outputs"
+    sharded = write_shards(spec, cached.path, outputs)
+    result = train_model(shipped.model("sentiment"), spec, shards_folder=sharded.folder, outputs_dir=outputs,
+                         upstream={"remote_url": p.outcome.url}, run_id="r1")
+    return p, cached, result
+
+
+def test_dsm_lineage_prints_the_commit_the_cache_and_published_version_carry(trained, capsys):
+    p, cached, result = trained
+    assert main(["lineage", "sentiment"]) == 0
+    out = capsys.readouterr().out
+    [published] = [ln for ln in out.splitlines() if ln.startswith("published")]
+    assert f"commit {p.outcome.commit}" in published and p.outcome.commit[:12] in cached.path.name
+    assert [ln.split()[0] for ln in out.splitlines()[2:]] == ["model", "shards", "cache", "published", "cleaned",
+                                                              "raw"]
+    assert main(["lineage", "sentiment", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["lineage"]["model_version"] == result.version and data["chain"][2]["present"] is True
+
+
+def test_unknown_model_and_version(trained, capsys):
+    assert main(["lineage", "nope"]) == 2
+    assert "no model named 'nope' (registered: sentiment)" in capsys.readouterr().err
+    assert main(["lineage", "sentiment", "--version", "v9.9-x"]) == 2
+    assert f"model 'sentiment' has no version 'v9.9-x' (trained: {trained[2].version})" in capsys.readouterr().err
+
+
+def test_no_trained_model_yet(tmp_path):
+    with pytest.raises(LineageError, match=r"no trained versions of model 'sentiment'.*materialise model/sentiment"):
+        read_lineage(tmp_path, "sentiment")
+
+
+def test_a_version_no_longer_cached_is_still_reported_and_marked(trained, capsys):
+    _, cached, _ = trained
+    shutil.rmtree(cached.path)
+    assert main(["lineage", "sentiment"]) == 0
+    [cache_row] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("cache")]
+    assert cache_row.rstrip().endswith("NOT CACHED any more")
+
+
+def test_chain_is_built_from_the_lineage_file(trained, data_dir, shipped):
+    _, cached, result = trained
+    rows = chain(result.lineage, cached.path.parent.parent)
+    assert rows[2]["present"] and rows[3]["what"] == "text_reviews v1.0"

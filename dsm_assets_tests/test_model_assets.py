@@ -1,0 +1,94 @@
+"""model/<name> in real in-process Dagster runs: training, lineage, blocking, automatic retraining."""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+
+from dsm_assets.cache import cache_root
+from dsm_assets.defs.factory import MATERIALIZE_JOB, OBSERVE_JOB, build_definitions
+from dsm_assets.lineage import model_versions, read_lineage
+
+MODEL = dg.AssetKey(["model", "sentiment"])
+
+
+def setup(shipped, data_dir):
+    outputs = data_dir.parent / "outputs"
+    base = build_definitions(registry=shipped, data_dir=data_dir, outputs_dir=outputs)
+    only_model = dg.define_asset_job("only_model", selection=dg.AssetSelection.assets(MODEL))
+    upto_shards = dg.define_asset_job("upto_shards", selection=dg.AssetSelection.assets(
+        *(dg.AssetKey(["text_reviews", hop]) for hop in ("cleaned", "published", "cache", "shards"))))
+    return dg.Definitions.merge(base, dg.Definitions(jobs=[only_model, upto_shards])), outputs
+
+
+def run(defs, instance, job=MATERIALIZE_JOB):
+    defs.resolve_job_def(OBSERVE_JOB).execute_in_process(instance=instance)
+    return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
+
+
+def edit_text_reviews(data_dir):
+    raw = data_dir / "raw" / "text_reviews" / "reviews.csv"
+    edited = b"\n2,\"An edited review, truly wonderful.\",positive\n2000000,"
+    raw.write_bytes(raw.read_bytes().replace(b"\n2,", edited, 1))
+
+
+def test_the_graph_trains_the_model_and_records_its_lineage(shipped, data_dir):
+    defs, outputs = setup(shipped, data_dir)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run(defs, instance)
+        assert result.success
+        meta = instance.get_latest_materialization_event(MODEL).asset_materialization.metadata
+        published = instance.get_latest_materialization_event(
+            dg.AssetKey(["text_reviews", "published"])).asset_materialization.metadata
+        assert meta["dataset_commit"].value == published["commit"].value and meta["accuracy"].value >= 0.8
+        lineage = read_lineage(outputs, "sentiment")
+        assert lineage["dagster_run_id"] == result.run_id
+        assert lineage["dataset"]["remote_url"] == published["url"].value
+        raw = instance.get_latest_data_version_record(dg.AssetKey(["text_reviews", "raw"]), is_source=True)
+        assert lineage["dataset"]["raw_fingerprint"] == raw.asset_observation.data_version
+        [accuracy] = [c for c in result.get_asset_check_evaluations() if c.asset_key == MODEL]
+        assert accuracy.passed and accuracy.description.startswith("accuracy 1.000")
+
+
+def test_model_is_not_trained_while_the_preflight_fails(shipped, data_dir):
+    defs, outputs = setup(shipped, data_dir)
+    with dg.DagsterInstance.ephemeral() as instance:
+        run(defs, instance)
+        shutil.rmtree(cache_root(shipped.get("text_reviews"), data_dir))
+        result = run(defs, instance, job="only_model")
+        assert not result.success
+        [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert failure.step_failure_data.user_failure_data.description.startswith(
+            "model/sentiment was not trained: the text_reviews cache is missing: no cache in")
+    assert len(model_versions(outputs, "sentiment")) == 1
+
+
+def test_a_newly_verified_version_makes_automation_request_the_model(shipped, data_dir):
+    defs, _ = setup(shipped, data_dir)
+    selection = dg.AssetSelection.assets(MODEL)
+    with dg.DagsterInstance.ephemeral() as instance:
+        run(defs, instance)
+        cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection).cursor
+        settled = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
+                                                    cursor=cursor)
+        assert settled.total_requested == 0
+        edit_text_reviews(data_dir)
+        assert run(defs, instance, job="upto_shards").success
+        after = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
+                                                  cursor=settled.cursor)
+        assert after.get_num_requested(MODEL) == 1
+
+
+def test_an_edited_row_gives_v1_1_and_a_new_model_while_the_old_lineage_still_names_v1_0(shipped, data_dir):
+    defs, outputs = setup(shipped, data_dir)
+    with dg.DagsterInstance.ephemeral() as instance:
+        run(defs, instance)
+        first = read_lineage(outputs, "sentiment")
+        edit_text_reviews(data_dir)
+        assert run(defs, instance).success
+        second = read_lineage(outputs, "sentiment")
+    assert (first["dataset"]["version"], second["dataset"]["version"]) == ("v1.0", "v1.1")
+    assert model_versions(outputs, "sentiment") == sorted([first["model_version"], second["model_version"]])
+    old = read_lineage(outputs, "sentiment", first["model_version"])
+    assert old["dataset"]["version"] == "v1.0" and old["dataset"]["commit"] == first["dataset"]["commit"]

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import json
+
+import joblib
+
+from dsm_assets.shards import write_shards
+from dsm_assets.training import LINEAGE, models_dir, train_model
+
+from .caching import cache_latest, publish_and_verify
+
+
+def shard_text_reviews(data_dir, shipped, outputs):
+    spec = shipped.get("text_reviews")
+    cached = cache_latest(publish_and_verify(spec, data_dir), data_dir)
+    return spec, write_shards(spec, cached.path, outputs)
+
+
+def test_trains_a_real_model_and_records_its_lineage(data_dir, shipped, tmp_path):
+    outputs = tmp_path / "outputs"
+    spec, sharded = shard_text_reviews(data_dir, shipped, outputs)
+    model = shipped.model("sentiment")
+    result = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs,
+                         upstream={"remote_url": "file:///r", "raw_fingerprint": "abc"}, run_id="run-1")
+    assert result.trained and result.metrics["accuracy"] >= model.threshold
+    assert result.metrics["train_samples"] + result.metrics["test_samples"] == sharded.manifest["total_samples"]
+    lineage = json.loads((result.folder / LINEAGE).read_text())
+    assert lineage["dataset"]["commit"] == sharded.manifest["commit"] and lineage["dagster_run_id"] == "run-1"
+    assert lineage["dataset"]["shards"]["manifest_hash"] == sharded.manifest_hash
+    assert lineage["dataset"]["raw_fingerprint"] == "abc" and lineage["model_version"] == result.version
+    fitted = joblib.load(result.folder / "model.joblib")
+    assert list(fitted.predict(["The battery is really wonderful.", "The lid is truly awful."])) == [0, 1]
+    assert (models_dir(outputs, "sentiment") / "latest").resolve() == result.folder
+
+
+def test_same_inputs_reuse_the_model_version(data_dir, shipped, tmp_path):
+    outputs = tmp_path / "outputs"
+    spec, sharded = shard_text_reviews(data_dir, shipped, outputs)
+    model = shipped.model("sentiment")
+    first = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs, upstream={}, run_id="a")
+    again = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs, upstream={}, run_id="b")
+    assert (again.version, again.trained, again.lineage["dagster_run_id"]) == (first.version, False, "a")
