@@ -20,7 +20,7 @@ SCHEDULE = "cache_refresh"
 
 REFRESH_ON_VERIFIED_PUBLISH = (
     dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-).with_label("eager, once published passes its blocking checks")
+).with_label("eager, once every upstream blocking check has passed")
 
 
 def cache_key(spec: DatasetSpec) -> dg.AssetKey:
