@@ -78,6 +78,7 @@ class Remote:
 class Shards:
     count: int = 1
     estimated_size: int | None = None  # expected samples across all shards
+    publish: bool = False  # also publish the shards to the remote, next to the parquet (tag <version>-shards)
 
 
 @dataclass(frozen=True)
@@ -411,11 +412,13 @@ class _Checker:
                       bucket=bucket, prefix=str(prefix).strip("/"))
 
     def shards(self, value: Any, key: str) -> Shards:
-        d = self.mapping(value, key, ("count", "estimated_size"))
+        d = self.mapping(value, key, ("count", "estimated_size", "publish"))
         count = d.get("count", 1)
         if not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
             self.fail(f"{key}.count", f"expected an integer >= 1, got {count!r}")
         est = d.get("estimated_size")
         if est is not None and not (isinstance(est, int) and not isinstance(est, bool) and est >= 0):
             self.fail(f"{key}.estimated_size", f"expected an integer >= 0 or null, got {est!r}")
-        return Shards(count=count, estimated_size=est)
+        if not isinstance(d.get("publish", False), bool):
+            self.fail(f"{key}.publish", "expected true or false")
+        return Shards(count=count, estimated_size=est, publish=d.get("publish", False))

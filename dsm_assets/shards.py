@@ -222,6 +222,22 @@ def _hash_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def publish_shards(remote, folder: Path, manifest: dict[str, Any], cache_folder: Path) -> str | None:
+    """Publish the shards next to the parquet of their version, as tag `<version>-shards`: a commit with the
+    version's files (the remote already has them, so they are not uploaded again where it deduplicates)
+    plus `shards/`. Returns the tag, or None when it already exists. Raises ConcurrentPublishError when a
+    newer version was published meanwhile (its own shards will be published with it)."""
+    tag = f"{manifest['version']}-shards"
+    tags = remote.tags()
+    if tag in tags:
+        return None
+    files = {path: cache_folder / path for path in read_manifest(cache_folder)["files"]}
+    files.update({f"shards/{s['name']}": folder / s["name"] for s in manifest["shards"]})
+    files["shards/" + MANIFEST] = folder / MANIFEST
+    remote.publish(files, tag=tag, parent=tags.get(manifest["version"]), message=f"{manifest['version']} shards")
+    return tag
+
+
 def shard_urls(folder: Path, manifest: dict[str, Any]) -> list[str]:
     return [os.fspath(folder / s["name"]) for s in manifest["shards"]]
 

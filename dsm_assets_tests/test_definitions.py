@@ -108,6 +108,9 @@ def test_whole_graph_in_process(shipped, data_dir):
             assert pmeta["content_hash"].value == expected.version and pmeta["bytes_uploaded"].value > 0
             assert published.asset_materialization.tags["dagster/data_version"] == pmeta["commit"].value
             assert pmeta["url"].value.endswith(f"dsm/{spec.name}@v1.0")
+            smeta = instance.get_latest_materialization_event(
+                dg.AssetKey([spec.name, "shards"])).asset_materialization.metadata
+            assert smeta["published"].value == ("v1.0-shards" if spec.shards.publish else "not published")
 
 
 def test_rematerialising_unchanged_raw_keeps_the_data_version(shipped, data_dir):

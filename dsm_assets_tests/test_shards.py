@@ -183,3 +183,30 @@ def test_fast_headers_are_byte_identical_to_tarfiles():
             fn("x" * 101, 1)
         with pytest.raises(ValueError, match="overflow in number field"):
             fn("x", 8**11)
+
+
+@pytest.mark.parametrize("kind", ["local", "s3", "hub"])
+def test_shards_published_next_to_the_parquet(kind, shipped, data_dir, tmp_path, request):
+    from dsm_assets.cache import refresh_cache
+    from dsm_assets.cleaning import clean_dataset
+    from dsm_assets.publishing import DATA_PATH, CleanedRef, publish_cleaned
+    from dsm_assets.shards import publish_shards
+    from dsm_assets.versioning import latest_tag
+
+    from .servers import make_remote
+
+    spec = shipped.get("shapes")
+    remote = make_remote(kind, tmp_path, request)
+    cleaned = clean_dataset(spec, data_dir)
+    out = publish_cleaned(spec, remote, CleanedRef(cleaned.path, cleaned.version, cleaned.rows_out, cleaned.schema),
+                          data_dir=data_dir)
+    cached = refresh_cache(spec, remote, tag=out.tag, commit=out.commit, data_dir=data_dir)
+    sharded = write_shards(spec, cached.path, tmp_path / "outputs")
+    assert publish_shards(remote, sharded.folder, sharded.manifest, cached.path) == "v1.0-shards"
+    tags = remote.tags()
+    assert latest_tag(tags) == "v1.0" and tags["v1.0"] == out.commit  # versioning does not see the shards tag
+    files = remote.list_files(tags["v1.0-shards"])
+    assert {DATA_PATH, "shards/manifest.json", "shards/shapes-000000.tar"} <= set(files)
+    first = sharded.manifest["shards"][0]["name"]
+    assert remote.read_file(tags["v1.0-shards"], f"shards/{first}") == (sharded.folder / first).read_bytes()
+    assert publish_shards(remote, sharded.folder, sharded.manifest, cached.path) is None  # already there

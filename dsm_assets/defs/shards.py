@@ -13,7 +13,7 @@ from dsm_assets import shards
 from dsm_assets.cache import read_manifest, version_dir
 from dsm_assets.defs.cache import REFRESH_ON_VERIFIED_PUBLISH, cache_key
 from dsm_assets.defs.failures import as_failure
-from dsm_assets.defs.resources import DsmPaths
+from dsm_assets.defs.resources import DsmPaths, DsmRemotes
 from dsm_assets.registry import DatasetSpec
 
 CODE_VERSION = "shards-1"
@@ -30,13 +30,18 @@ def build_shards_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
         description=f"WebDataset tar shards of the cached `{spec.name}` ({spec.use}): {spec.shards.count} shard(s) "
                     "and a manifest.json (shards, bytes, samples, hashes, source version and commit).",
     )
-    def _shards(context: dg.AssetExecutionContext, dsm_paths: DsmPaths) -> dg.MaterializeResult:
+    def _shards(context: dg.AssetExecutionContext, dsm_paths: DsmPaths,
+                dsm_remotes: DsmRemotes) -> dg.MaterializeResult:
         event = context.instance.get_latest_materialization_event(cache_key(spec))
         if event is None:
             raise dg.Failure(f"{spec.name}/cache was never materialised; materialise it first")
+        cache_folder = Path(event.asset_materialization.metadata["path"].value)
+        published_tag = None
         with as_failure():
-            result = shards.write_shards(spec, Path(event.asset_materialization.metadata["path"].value),
-                                         dsm_paths.outputs)
+            result = shards.write_shards(spec, cache_folder, dsm_paths.outputs)
+            if spec.shards.publish:
+                remote = dsm_remotes.open(spec, dsm_paths.data)
+                published_tag = shards.publish_shards(remote, result.folder, result.manifest, cache_folder)
         m = result.manifest
         context.log.info(f"{spec.name}: {'wrote' if result.written else 'reused'} {len(m['shards'])} shard(s), "
                          f"{m['total_samples']} samples, in {result.folder}")
@@ -45,6 +50,7 @@ def build_shards_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
             "dagster/row_count": m["total_samples"], "bytes": sum(s["bytes"] for s in m["shards"]),
             "manifest": dg.MetadataValue.path(str(result.folder / shards.MANIFEST)),
             "manifest_hash": result.manifest_hash, "written": result.written, "fields": ", ".join(m["fields"]),
+            "published": published_tag or ("already published" if spec.shards.publish else "not published"),
         })
 
     return _shards
