@@ -9,6 +9,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import xxhash
 
@@ -26,14 +27,19 @@ class Fingerprint:
     rehashed: int  # files actually read this time (0 when the stat cache covered everything)
 
 
-def hash_file(path: Path) -> str:
-    h = xxhash.xxh3_128()
+def digest_file(path: Path, hasher: Any) -> str:
+    """Feed a file to `hasher` (any hashlib/xxhash object) in large reads; its hex digest."""
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
         while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
+            hasher.update(view[:n])
+    return hasher.hexdigest()
+
+
+def hash_file(path: Path) -> str:
+    """xxh3-128 of a file: the fast content hash used for raw fingerprints and shards."""
+    return digest_file(path, xxhash.xxh3_128())
 
 
 def fingerprint_files(files: list[Path], root: Path, cache_path: Path | None = None) -> Fingerprint:

@@ -31,6 +31,7 @@ import xxhash
 from dsm_assets import atomic
 from dsm_assets.cache import read_manifest
 from dsm_assets.errors import DsmError
+from dsm_assets.fingerprint import hash_file
 from dsm_assets.registry import DatasetSpec
 
 MANIFEST = "manifest.json"
@@ -207,19 +208,11 @@ def verify_shards(folder: Path, manifest: dict[str, Any], *, deep: bool) -> list
         elif path.stat().st_size != shard["bytes"]:
             problems.append(f"{shard['name']} is {path.stat().st_size} bytes, the manifest says {shard['bytes']} "
                             "(truncated?)")
-        elif deep and _hash_file(path) != shard["xxh3_128"]:
+        elif deep and hash_file(path) != shard["xxh3_128"]:
             problems.append(f"{shard['name']} does not match its hash in the manifest (corrupted)")
     if sum(s["samples"] for s in manifest["shards"]) != manifest["total_samples"]:
         problems.append("the shards' sample counts do not add up to the manifest's total_samples")
     return problems
-
-
-def _hash_file(path: Path) -> str:
-    h = xxhash.xxh3_128()
-    with open(path, "rb") as f:
-        while chunk := f.read(8 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def publish_shards(remote, folder: Path, manifest: dict[str, Any], cache_folder: Path) -> str | None:

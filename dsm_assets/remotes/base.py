@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from dsm_assets.errors import ConcurrentPublishError, RemoteNotFoundError
+from dsm_assets.fingerprint import digest_file
 from dsm_assets.versioning import latest_tag
 
 if TYPE_CHECKING:
@@ -86,8 +87,4 @@ def ensure_publishable(url: str, tags: Mapping[str, str], tag: str, parent: str 
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return digest_file(path, hashlib.sha256())

@@ -35,6 +35,7 @@ from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, Repositor
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from dsm_assets.errors import ConcurrentPublishError, RemoteAuthError, RemoteError, RemoteNotFoundError
+from dsm_assets.fingerprint import digest_file
 from dsm_assets.remotes.base import Published, Remote, ensure_publishable, sha256_file
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -214,8 +215,4 @@ def _retryable(exc: BaseException) -> bool:
 
 def _git_blob_id(path: Path) -> str:
     """The id git (and the Hub) gives a regular file: sha1 of 'blob <size>\\0' + content."""
-    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return digest_file(path, hashlib.sha1(f"blob {path.stat().st_size}\0".encode()))
