@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -67,8 +68,24 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def dir_lock(directory: Path) -> Iterator[None]:
+    """An exclusive lock on `directory` (flock on `<directory>/.lock`) for the duration of the block.
+
+    Writers of the same dataset take it, so two runs serialise instead of racing, and temp files found
+    while holding it really are stale: the kernel releases the lock when a killed writer dies."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def remove_stale_temps(directory: Path) -> int:
-    """Delete temp files and folders a killed writer left behind in `directory`; returns how many."""
+    """Delete temp files and folders a killed writer left behind in `directory`; returns how many.
+    Call it while holding `dir_lock` on that directory, or a live writer's temp could go."""
     if not directory.is_dir():
         return 0
     stale = [p for p in directory.iterdir() if p.name.startswith(TEMP_PREFIX)]

@@ -80,14 +80,20 @@ def refresh_cache(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, d
                   keep: int = 2) -> CacheResult:
     """Make `current` the verified cache of `tag` at `commit`, downloading only if it is not cached yet."""
     root = cache_root(spec, data_dir)
-    versions = root / "versions"
     try:
-        versions.mkdir(parents=True, exist_ok=True)
-        atomic.remove_stale_temps(versions)
-        atomic.remove_stale_temps(root)
+        (root / "versions").mkdir(parents=True, exist_ok=True)
+        (root / ".lock").touch()
     except OSError as exc:
         raise CacheError(f"{root}: cache dir is not writable ({exc.strerror or exc}); fix its permissions or "
                          f"change {spec.where}.cache_dir") from None
+    with atomic.dir_lock(root):
+        return _refresh(spec, remote, root, tag=tag, commit=commit, keep=keep)
+
+
+def _refresh(spec: DatasetSpec, remote: Remote, root: Path, *, tag: str, commit: str, keep: int) -> CacheResult:
+    versions = root / "versions"
+    atomic.remove_stale_temps(versions)
+    atomic.remove_stale_temps(root)
     target = versions / f"{tag}-{commit[:12]}"
     refreshed = verify_folder(target, deep=True) is not None
     if refreshed:

@@ -27,7 +27,7 @@ from dsm_assets.fingerprint import fingerprint_files
 from dsm_assets.registry import Cleaning, DatasetSpec
 from dsm_assets.sources import BLOCK_SIZE, read_source, resolve_files
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: the stats sidecar keeps the schema in column order
 PREVIEW_ROWS = 5
 
 
@@ -46,6 +46,7 @@ class CleanResult:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["path"] = self.path.name
+        out["schema"] = list(self.schema.items())  # pairs: the JSON is written with sorted keys, order matters
         out.pop("reused")
         return out
 
@@ -59,6 +60,12 @@ def statcache_path(data_dir: Path, name: str) -> Path:
 
 
 def clean_dataset(spec: DatasetSpec, data_dir: Path, *, block_size: int = BLOCK_SIZE) -> CleanResult:
+    """Clean `spec`'s raw files into `data/clean/<name>/<content-hash>.parquet` (one writer at a time)."""
+    with atomic.dir_lock(clean_dir(data_dir, spec.name)):
+        return _clean(spec, data_dir, block_size)
+
+
+def _clean(spec: DatasetSpec, data_dir: Path, block_size: int) -> CleanResult:
     files = resolve_files(spec, data_dir)
     fingerprint = fingerprint_files(files, data_dir, statcache_path(data_dir, spec.name))
     out_dir = clean_dir(data_dir, spec.name)
@@ -112,6 +119,7 @@ def _reuse(out_dir: Path, index: Path) -> CleanResult | None:
     path = out_dir / stats.pop("path")
     if not path.exists():
         return None
+    stats["schema"] = dict(stats["schema"])
     return CleanResult(path=path, reused=True, **stats)
 
 

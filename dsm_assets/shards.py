@@ -63,7 +63,11 @@ def write_shards(spec: DatasetSpec, cache_folder: Path, outputs_dir: Path) -> Sh
     """Shard the cached version in `cache_folder` (a cache version folder with its cache_manifest.json)."""
     source = read_manifest(cache_folder)
     folder = shards_dir(outputs_dir, spec, source["version"], source["commit"])
-    folder.mkdir(parents=True, exist_ok=True)
+    with atomic.dir_lock(folder):
+        return _write_all(spec, cache_folder, folder, source)
+
+
+def _write_all(spec: DatasetSpec, cache_folder: Path, folder: Path, source: dict[str, Any]) -> ShardsResult:
     atomic.remove_stale_temps(folder)
     existing = _reusable(folder)
     if existing is not None:

@@ -51,6 +51,13 @@ def train_model(model: ModelSpec, dataset: DatasetSpec, *, shards_folder: Path, 
     manifest = json.loads((shards_folder / MANIFEST).read_text())
     version = model_version(manifest)
     root = models_dir(outputs_dir, model.name)
+    with atomic.dir_lock(root):
+        return _train(model, dataset, manifest, version, root, shards_folder, upstream, run_id)
+
+
+def _train(model: ModelSpec, dataset: DatasetSpec, manifest: dict[str, Any], version: str, root: Path,
+           shards_folder: Path, upstream: dict[str, Any], run_id: str | None) -> ModelResult:
+    atomic.remove_stale_temps(root)
     folder = root / version
     if (folder / LINEAGE).exists():
         lineage = json.loads((folder / LINEAGE).read_text())

@@ -80,6 +80,7 @@ def test_unchanged_inputs_reuse_the_file_and_write_nothing(data_dir, shipped):
     after = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     assert (second.version, second.reused, first.reused) == (first.version, True, False)
     assert before == after
+    assert list(second.schema.items()) == list(first.schema.items()) == list(spec.schema.items())  # order kept
 
 
 def test_registry_change_recleans_but_same_content_keeps_its_version(tmp_path):
@@ -105,6 +106,7 @@ def test_stats_sidecar_matches_the_result(tmp_path):
     write_raw(data, "t", "a.csv", RAW)
     result = clean_dataset(spec_from(tmp_path, csv_entry()), data)
     stats = json.loads(result.path.with_suffix(".json").read_text())
+    assert stats["schema"] == [["id", "int64"], ["text", "string"], ["label", "string"]]
     assert stats["rows_out"] == 2 and stats["preview"][0] == {"id": 1, "text": "hello", "label": "a"}
     assert oct(result.path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
 

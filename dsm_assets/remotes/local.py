@@ -10,13 +10,11 @@ an atomic rename, so a crash at any point leaves the previous version as the lat
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,7 +59,7 @@ class LocalRemote(Remote):
         commit = hashlib.sha1(raw).hexdigest()
         atomic.write_bytes(self.root / "commits" / f"{commit}.json", raw)
         self._verify(commit)
-        with self._lock():
+        with atomic.dir_lock(self.root / "refs"):
             self._promote(commit, tag=tag, parent=parent)
         return Published(tag=tag, commit=commit, bytes_uploaded=uploaded, files=tuple(sorted(entries)))
 
@@ -87,17 +85,6 @@ class LocalRemote(Remote):
             atomic.fsync_file(tmp)
             os.link(tmp, tag_path)  # create-only: fails if the tag exists
         atomic.write_bytes(self.root / "refs" / "heads" / "main", (commit + "\n").encode())
-
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        lock_path = self.root / "refs" / ".lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
 
     def _commit(self, commit: str) -> dict:
         path = self.root / "commits" / f"{commit}.json"
