@@ -25,6 +25,7 @@ NAME_RE = re.compile(r"^[a-z0-9_]+$")
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 FORMATS = ("csv", "jsonl", "parquet")
 REMOTE_KINDS = ("local", "hub", "s3")
+OWNER_RE = re.compile(r"^(team:[\w.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 UTF8_POLICIES = ("fail", "drop")
 CRON_RE = re.compile(r"^\s*(\S+\s+){4}\S+\s*$")
@@ -100,6 +101,7 @@ class DatasetSpec:
     cache_dir: str
     shards: Shards
     pin: str | None = None  # cache this version tag instead of the latest verified one
+    owner: str | None = None  # shown as the assets' owner in the UI: an email or "team:<name>"
     where: str = field(default="", compare=False)  # e.g. "registry.yaml: datasets[1]", for messages
 
     def arrow_schema(self) -> pa.Schema:
@@ -301,7 +303,7 @@ class _Checker:
         return CacheSettings(refresh_cron=cron, keep=keep)
 
     def dataset(self, entry: Any, key: str) -> DatasetSpec | None:
-        allowed = ("name", "use", "source", "schema", "cleaning", "remote", "cache_dir", "shards", "pin")
+        allowed = ("name", "use", "source", "schema", "cleaning", "remote", "cache_dir", "shards", "pin", "owner")
         before = len(self.problems)
         d = self.mapping(entry, key, allowed, ("name", "use", "source", "schema"))
         name = d.get("name")
@@ -317,10 +319,13 @@ class _Checker:
         pin = d.get("pin")
         if pin is not None and not (isinstance(pin, str) and re.match(r"^v\d+\.\d+$", pin)):
             self.fail(f"{key}.pin", f"expected a version tag like v1.0, got {pin!r}")
+        owner = d.get("owner")
+        if owner is not None and not (isinstance(owner, str) and OWNER_RE.match(owner)):
+            self.fail(f"{key}.owner", f"expected an email or 'team:<name>', got {owner!r}")
         if len(self.problems) > before or not d:
             return None
         return DatasetSpec(name=name, use=use, source=source, schema=schema, cleaning=cleaning, remote=remote,
-                           cache_dir=cache_dir, shards=shards, pin=pin, where=f"{self.shown}: {key}")
+                           cache_dir=cache_dir, shards=shards, pin=pin, owner=owner, where=f"{self.shown}: {key}")
 
     def source(self, value: Any, key: str) -> Source | None:
         d = self.mapping(value, key, ("path", "format"), ("path", "format"))

@@ -170,3 +170,20 @@ def test_dagster_cli_loads_the_project_from_its_root(cli_env):
                       cwd=ROOT, env=cli_env)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "RUN_SUCCESS" in run.stderr + run.stdout
+
+
+def test_assets_carry_owner_and_tags_from_the_registry(shipped, data_dir):
+    graph = definitions(shipped, data_dir).resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        dataset = shipped.get(key.path[0] if key.path[0] != "model" else shipped.model(key.path[1]).dataset)
+        assert node.tags["dsm/dataset"] == dataset.name and node.tags["dsm/remote"] == dataset.remote.kind
+        assert list(node.owners) == ([dataset.owner] if dataset.owner else [])
+    assert graph.get(dg.AssetKey(["text_reviews", "cleaned"])).owners == ["team:ml-data"]
+
+
+def test_owner_must_be_an_email_or_a_team(tmp_path):
+    from dsm_assets.errors import RegistryError
+
+    with pytest.raises(RegistryError, match=r"datasets\[0\]\.owner: expected an email or 'team:<name>', got 'bob'"):
+        load_registry(write_registry(tmp_path / "r.yaml", [csv_entry(owner="bob")]))

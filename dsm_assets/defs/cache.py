@@ -10,6 +10,7 @@ import dagster as dg
 
 from dsm_assets import cache, preflight
 from dsm_assets.defs.failures import as_failure
+from dsm_assets.defs.presentation import labels
 from dsm_assets.defs.published import published_key
 from dsm_assets.defs.resources import DsmPaths, DsmRemotes
 from dsm_assets.publishing import read_verified
@@ -32,6 +33,7 @@ def build_cache_asset(*, spec: DatasetSpec, keep: int) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=cache_key(spec), deps=[published_key(spec)], group_name=spec.name, code_version=CODE_VERSION,
+        **labels(spec),
         kinds={"parquet"}, automation_condition=REFRESH_ON_VERIFIED_PUBLISH,
         description=f"Offline cache of `{spec.name}` ({spec.use}): {target}, pinned to its commit, in "
                     f"`{spec.cache_dir}` under the data dir; keeps {keep} versions. Check: preflight (blocking).",

@@ -7,6 +7,7 @@ import dagster as dg
 
 from dsm_assets import cleaning, quality
 from dsm_assets.defs.failures import as_failure
+from dsm_assets.defs.presentation import labels
 from dsm_assets.defs.raw import raw_key
 from dsm_assets.defs.resources import DsmPaths
 from dsm_assets.publishing import CleanedRef
@@ -23,7 +24,7 @@ def build_cleaned_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
     rules = ", ".join(quality.check_names(spec))
 
     @dg.asset(
-        key=cleaned_key(spec), deps=[raw_key(spec)], group_name=spec.name, code_version=CODE_VERSION,
+        key=cleaned_key(spec), deps=[raw_key(spec)], group_name=spec.name, code_version=CODE_VERSION, **labels(spec),
         kinds={"parquet"},
         description=f"Cleaned `{spec.name}` for: {spec.use}. Checks: {rules}.",
     )
@@ -48,6 +49,7 @@ def _metadata(result: cleaning.CleanResult) -> dict[str, Any]:
         "dagster/column_schema": dg.TableSchema(columns=columns),
         "preview": dg.MetadataValue.md(markdown_table(result.preview, list(result.schema))),
         "path": dg.MetadataValue.path(str(result.path)),
+        "bytes": result.path.stat().st_size,
         "content_hash": result.version,
         "raw_fingerprint": result.raw_fingerprint,
         "reused": result.reused,

@@ -11,6 +11,7 @@ from dsm_assets import training
 from dsm_assets.defs.cache import REFRESH_ON_VERIFIED_PUBLISH
 from dsm_assets.defs.cleaned import cleaned_key
 from dsm_assets.defs.failures import as_failure
+from dsm_assets.defs.presentation import labels
 from dsm_assets.defs.published import published_key
 from dsm_assets.defs.resources import DsmPaths
 from dsm_assets.defs.shards import shards_key
@@ -28,6 +29,7 @@ def model_key(model: ModelSpec) -> dg.AssetKey:
 def build_model_asset(*, model: ModelSpec, dataset: DatasetSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=model_key(model), deps=[shards_key(dataset)], group_name=GROUP, code_version=training.CODE_VERSION,
+        **labels(dataset),
         kinds={"scikitlearn"}, automation_condition=REFRESH_ON_VERIFIED_PUBLISH,
         description=f"{model.use}. Trained on the `{dataset.name}` shards of the cached, verified version; writes "
                     f"outputs/models/{model.name}/<version>/ with lineage.json. Check: accuracy >= {model.threshold}.",

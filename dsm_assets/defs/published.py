@@ -7,6 +7,7 @@ from dsm_assets import publishing
 from dsm_assets.contenthash import hash_table
 from dsm_assets.defs.cleaned import cleaned_key, latest_cleaned
 from dsm_assets.defs.failures import as_failure
+from dsm_assets.defs.presentation import labels
 from dsm_assets.defs.resources import DsmPaths, DsmRemotes
 from dsm_assets.errors import DsmError
 from dsm_assets.registry import DatasetSpec
@@ -21,6 +22,7 @@ def published_key(spec: DatasetSpec) -> dg.AssetKey:
 def build_published_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=published_key(spec), deps=[cleaned_key(spec)], group_name=spec.name, code_version=CODE_VERSION,
+        **labels(spec),
         kinds={spec.remote.kind}, metadata={"remote": spec.remote.display()},
         description=f"`{spec.name}` for: {spec.use}. Published as a version (v1.0, v1.1, …) to "
                     f"{spec.remote.display()}; unchanged content publishes nothing. Check: round_trip (blocking).",

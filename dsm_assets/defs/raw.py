@@ -7,6 +7,7 @@ import dagster as dg
 from dsm_assets import fingerprint
 from dsm_assets.cleaning import statcache_path
 from dsm_assets.defs.failures import as_failure
+from dsm_assets.defs.presentation import labels
 from dsm_assets.defs.resources import DsmPaths
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.sources import resolve_files
@@ -27,7 +28,7 @@ def build_raw_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
     @dg.multi_observable_source_asset(
         name=f"{spec.name}__raw",
         specs=[dg.AssetSpec(
-            key, group_name=spec.name, code_version=CODE_VERSION, kinds={spec.source.format},
+            key, group_name=spec.name, code_version=CODE_VERSION, kinds={spec.source.format}, **labels(spec),
             description=f"Raw files `{spec.source.path}` (under the data dir) for: {spec.use}",
             metadata={"source": spec.source.path, "format": spec.source.format},
         )],

@@ -13,6 +13,7 @@ from dsm_assets import shards
 from dsm_assets.cache import read_manifest, version_dir
 from dsm_assets.defs.cache import REFRESH_ON_VERIFIED_PUBLISH, cache_key
 from dsm_assets.defs.failures import as_failure
+from dsm_assets.defs.presentation import labels
 from dsm_assets.defs.resources import DsmPaths, DsmRemotes
 from dsm_assets.registry import DatasetSpec
 
@@ -25,7 +26,7 @@ def shards_key(spec: DatasetSpec) -> dg.AssetKey:
 
 def build_shards_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
     @dg.asset(
-        key=shards_key(spec), deps=[cache_key(spec)], group_name=spec.name, code_version=CODE_VERSION,
+        key=shards_key(spec), deps=[cache_key(spec)], group_name=spec.name, code_version=CODE_VERSION, **labels(spec),
         kinds={"webdataset"}, automation_condition=REFRESH_ON_VERIFIED_PUBLISH,
         description=f"WebDataset tar shards of the cached `{spec.name}` ({spec.use}): {spec.shards.count} shard(s) "
                     "and a manifest.json (shards, bytes, samples, hashes, source version and commit).",
