@@ -34,7 +34,8 @@ def build_dataset_defs(*, spec: DatasetSpec, registry: Registry) -> DatasetDefs:
 
 
 def build_definitions(*, registry: Registry, data_dir: Path, outputs_dir: Path,
-                      remotes: DsmRemotes | None = None) -> dg.Definitions:
+                      remotes: DsmRemotes | None = None,
+                      executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
     per_dataset = [build_dataset_defs(spec=spec, registry=registry) for spec in registry.datasets]
     raw_keys = [raw_key(spec) for spec in registry.datasets]
     observe = dg.define_asset_job(OBSERVE_JOB, selection=dg.AssetSelection.assets(*raw_keys),
@@ -50,6 +51,7 @@ def build_definitions(*, registry: Registry, data_dir: Path, outputs_dir: Path,
                       *(build_model_check(model=m) for m in registry.models)],
         jobs=[observe, materialize],
         schedules=[build_cache_schedule(registry=registry)],
+        executor=executor,
         resources={"dsm_paths": DsmPaths(data_dir=str(data_dir), outputs_dir=str(outputs_dir)),
                    "dsm_remotes": remotes or DsmRemotes.from_env()},
     )
