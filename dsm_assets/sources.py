@@ -133,12 +133,13 @@ def _read_csv(spec: DatasetSpec, path: Path, block_size: int) -> Iterator[RawBat
 def _decode_utf8(spec: DatasetSpec, path: Path, batch: pa.RecordBatch, rows: np.ndarray):
     """Binary CSV columns → string. Invalid UTF-8 rows fail the run or are dropped, per the registry."""
     bad = np.zeros(batch.num_rows, dtype=bool)
+    strings = []
     for name, column in zip(batch.schema.names, batch.columns, strict=True):
         try:
-            column.cast(pa.string())
+            strings.append(column.cast(pa.string()))  # the cast validates: keep it when it succeeds
             continue
         except pa.ArrowInvalid:
-            pass
+            strings.append(None)
         col_bad = np.array([v is not None and not _valid_utf8(v) for v in column.to_pylist()])
         if spec.cleaning.invalid_utf8 == "fail":
             row = rows[np.argmax(col_bad)]
@@ -147,10 +148,10 @@ def _decode_utf8(spec: DatasetSpec, path: Path, batch: pa.RecordBatch, rows: np.
                 f"file as UTF-8 or set {spec.where}.cleaning.invalid_utf8: drop"
             )
         bad |= col_bad
-    if bad.any():
+    if bad.any():  # rare: drop the invalid rows, then every column casts cleanly
         keep = pa.array(~bad)
         batch, rows = batch.filter(keep), rows[~bad]
-    strings = [c.cast(pa.string()) for c in batch.columns]
+        strings = [c.cast(pa.string()) for c in batch.columns]
     return pa.RecordBatch.from_arrays(strings, names=batch.schema.names), rows, int(bad.sum())
 
 
