@@ -24,7 +24,7 @@ from dsm_assets.errors import CacheError
 from dsm_assets.paths import inside
 from dsm_assets.registry import DatasetSpec, display_path
 from dsm_assets.remotes.base import Remote, sha256_file
-from dsm_assets.versioning import parse_tag
+from dsm_assets.versioning import folder_name, parse_tag
 
 MANIFEST = "cache_manifest.json"
 INFO = "dsm.json"
@@ -48,7 +48,7 @@ def cache_root(spec: DatasetSpec, data_dir: Path) -> Path:
 
 
 def version_dir(spec: DatasetSpec, data_dir: Path, tag: str, commit: str) -> Path:
-    return cache_root(spec, data_dir) / "versions" / f"{tag}-{commit[:12]}"
+    return cache_root(spec, data_dir) / "versions" / folder_name(tag, commit)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def _refresh(spec: DatasetSpec, remote: Remote, root: Path, *, tag: str, commit:
     versions = root / "versions"
     atomic.remove_stale_temps(versions)
     atomic.remove_stale_temps(root)
-    target = versions / f"{tag}-{commit[:12]}"
+    target = versions / folder_name(tag, commit)
     refreshed = verify_folder(target, deep=True) is not None
     if refreshed:
         _download(spec, remote, tag=tag, commit=commit, target=target)

@@ -10,6 +10,7 @@ from typing import Any
 
 from dsm_assets.errors import DsmError
 from dsm_assets.registry import display_path
+from dsm_assets.versioning import folder_name
 
 LINEAGE = "lineage.json"
 
@@ -45,7 +46,7 @@ def read_lineage(outputs_dir: Path, name: str, version: str | None = None) -> di
 def chain(lineage: dict[str, Any], cache_dir: Path) -> list[dict[str, Any]]:
     """The lineage as rows, model first, raw last, each marked with whether it is still on disk."""
     d = lineage["dataset"]
-    cached = cache_dir / "versions" / f"{d['version']}-{d['commit'][:12]}"
+    cached = cache_dir / "versions" / folder_name(d["version"], d["commit"])
     shards = Path(d["shards"]["folder"])
     return [
         {"step": "model", "what": f"{lineage['model']} {lineage['model_version']}",

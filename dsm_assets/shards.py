@@ -33,6 +33,7 @@ from dsm_assets.cache import read_manifest
 from dsm_assets.errors import DsmError
 from dsm_assets.fingerprint import hash_file
 from dsm_assets.registry import DatasetSpec
+from dsm_assets.versioning import folder_name
 
 MANIFEST = "manifest.json"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -52,7 +53,7 @@ class ShardsResult:
 
 
 def shards_dir(outputs_dir: Path, spec: DatasetSpec, tag: str, commit: str) -> Path:
-    return outputs_dir / "shards" / spec.name / f"{tag}-{commit[:12]}"
+    return outputs_dir / "shards" / spec.name / folder_name(tag, commit)
 
 
 def manifest_hash(manifest: dict[str, Any]) -> str:

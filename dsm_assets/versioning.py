@@ -23,6 +23,11 @@ def latest_tag(tags: Iterable[str]) -> str | None:
     return max(versions)[1] if versions else None
 
 
+def folder_name(tag: str, commit: str) -> str:
+    """How a cached or sharded version's folder is named: `v1.1-5423ce4be26d`."""
+    return f"{tag}-{commit[:12]}"
+
+
 def schema_hash(schema: Mapping[str, str]) -> str:
     return xxhash.xxh3_64_hexdigest(json.dumps(list(schema.items())).encode())
 
