@@ -50,7 +50,9 @@ def test_same_data_gives_identical_shards_and_manifest(shapes, tmp_path):
 
 
 def _cache_folder(spec, manifest, tmp_path):
-    return tmp_path / "data" / "cache" / "shapes" / "versions" / f"{manifest['version']}-{manifest['commit'][:12]}"
+    from dsm_assets.cache import version_dir
+
+    return version_dir(spec, tmp_path / "data", manifest["version"], manifest["commit"])
 
 
 def test_unchanged_shards_are_reused(shapes, tmp_path):
