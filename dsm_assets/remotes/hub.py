@@ -115,14 +115,21 @@ class HubRemote(Remote):
             self._verify(staged, files)
             promoted = self._commit(files, message, branch="main", parent=head)
             self._verify(promoted, files)
-            self._call("create tag", self.api.create_tag, self.repo_id, tag=tag, revision=promoted,
-                       repo_type="dataset", tag_message=message)
+            self._tag(tag, promoted, message)
         finally:
             # a leftover staging branch is harmless; the next publish uses a new name
             with contextlib.suppress(HfHubHTTPError, httpx2.TransportError):
                 self.api.delete_branch(self.repo_id, branch=staging, repo_type="dataset")
         size = sum(p.stat().st_size for p in files.values())
         return Published(tag=tag, commit=promoted, bytes_uploaded=2 * size, files=tuple(sorted(files)))
+
+    def _tag(self, tag: str, commit: str, message: str) -> None:
+        try:
+            self._call("create tag", self.api.create_tag, self.repo_id, tag=tag, revision=commit,
+                       repo_type="dataset", tag_message=message)
+        except ConcurrentPublishError:
+            if self.tags().get(tag) != commit:  # else: a retry whose first try landed and lost its reply
+                raise
 
     def _commit(self, files: Mapping[str, Path], message: str, *, branch: str, parent: str) -> str:
         ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(f)) for p, f in sorted(files.items())]

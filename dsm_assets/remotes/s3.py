@@ -38,7 +38,7 @@ class S3Remote(Remote):
     def __init__(self, bucket: str, prefix: str, *, endpoint_url: str | None = None, max_attempts: int = 5) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        config = Config(retries={"max_attempts": max_attempts, "mode": "standard"})
+        config = Config(retries={"total_max_attempts": max_attempts, "mode": "standard"})  # tries, first included
         self.client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
         self._manifest_cache: dict[str, dict] = {}  # tag → manifest; safe to keep, manifests are create-only
 
@@ -88,15 +88,23 @@ class S3Remote(Remote):
         body = {"parent": parent, "message": message, "files": entries, "tag": tag,
                 "created": datetime.now(UTC).isoformat(timespec="seconds")}
         body["commit"] = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key("versions", f"{tag}.json"),
-                                   Body=json.dumps(body, sort_keys=True).encode(), IfNoneMatch="*")
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
-                ensure_publishable(self.url, self.tags(), tag, parent)  # raises: someone claimed the tag
-            raise self._translate(exc, "write version manifest") from None
+        self._claim(tag, body, parent)
         self._manifest_cache[tag] = body
         return Published(tag=tag, commit=body["commit"], bytes_uploaded=uploaded, files=tuple(sorted(entries)))
+
+    def _claim(self, tag: str, body: dict, parent: str | None) -> None:
+        """Write the version manifest, create-only. A precondition failure is either another writer's claim or
+        our own: boto3 retried a PUT whose first reply was lost after S3 had stored it (same body, same commit)."""
+        key = self._key("versions", f"{tag}.json")
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(body, sort_keys=True).encode(),
+                                   IfNoneMatch="*")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise self._translate(exc, "write version manifest") from None
+            if json.loads(self._get(key)).get("commit") != body["commit"]:
+                ensure_publishable(self.url, self.tags(), tag, parent)  # raises: someone else claimed the tag
+                raise self._translate(exc, "write version manifest") from None
 
     def _verify(self, entries: Mapping[str, dict]) -> None:
         for path, entry in entries.items():
@@ -164,5 +172,7 @@ class S3Remote(Remote):
             if code in ("NoSuchBucket", "NoSuchKey", "NoSuchVersion", "404"):
                 return RemoteNotFoundError(f"{self.url}: {what}: {code}; create the bucket (with versioning) "
                                            "or fix remote.bucket in the registry")
-            return RemoteError(f"{self.url}: {what} failed: {code or status}")
+            tries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
+            after = f" after {tries} tries" if tries > 1 else ""
+            return RemoteError(f"{self.url}: {what} failed: {code or status}{after}")
         return RemoteError(f"{self.url}: {what} failed: {type(exc).__name__}: {exc}")
