@@ -1,14 +1,15 @@
 """`dsm preflight` for 10 registered, cached datasets vs `python -c "import pyarrow"`, in one run.
 
-    .venv/bin/python -m bench.bench_preflight [--runs 15]
+    .venv/bin/python -m bench.bench_preflight [--runs 15] [--quick]
 
 Goal: the median preflight wall time is at most 2x the median of a bare pyarrow import (both are whole
-processes, so interpreter start-up counts on both sides). Also reports `--deep`."""
+processes, so interpreter start-up counts on both sides)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from bench.common import Line, markdown_table, progress, seconds, times
 from dsm_assets.cache import refresh_cache
 from dsm_assets.cleaning import clean_dataset
 from dsm_assets.publishing import CleanedRef, publish_cleaned, record_verified
@@ -60,22 +62,28 @@ def median_seconds(cmd: list[str], env: dict[str, str], runs: int) -> float:
     return statistics.median(times)
 
 
+def measure(quick: bool = False, runs: int | None = None) -> list[Line]:
+    runs = runs or (5 if quick else 15)
+    tmp = Path(tempfile.mkdtemp(prefix="dsm-bench-preflight-"))
+    try:
+        progress(f"preflight: {N_DATASETS} datasets, median of {runs} runs")
+        env = setup(tmp)
+        dsm = str(Path(sys.executable).parent / "dsm")
+        baseline = median_seconds([sys.executable, "-c", "import pyarrow"], env, runs)
+        ours = median_seconds([dsm, "preflight"], env, runs)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [Line(f"`dsm preflight`, {N_DATASETS} cached datasets (median of {runs})",
+                 f'`python -c "import pyarrow"` {seconds(baseline)}', seconds(ours), times(ours / baseline),
+                 "≤ 2× the time", ours / baseline <= 2)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    env = setup(Path(tempfile.mkdtemp(prefix="dsm-bench-preflight-")))
-    dsm = str(Path(sys.executable).parent / "dsm")
-    baseline = median_seconds([sys.executable, "-c", "import pyarrow"], env, args.runs)
-    quick = median_seconds([dsm, "preflight"], env, args.runs)
-    deep = median_seconds([dsm, "preflight", "--deep"], env, args.runs)
-    print(f"{N_DATASETS} datasets, median of {args.runs} runs each")
-    print(f"{'command':<32} {'seconds':>8} {'ratio':>7}  goal")
-    label = 'python -c "import pyarrow"'
-    print(f"{label:<32} {baseline:8.3f} {1:7.2f}  baseline")
-    for name, t in (("dsm preflight", quick), ("dsm preflight --deep", deep)):
-        verdict = ("meets" if t / baseline <= 2 else "MISSES") + " (<= 2x)" if name == "dsm preflight" else "-"
-        print(f"{name:<32} {t:8.3f} {t / baseline:7.2f}  {verdict}")
+    print(markdown_table(measure(args.quick, args.runs)))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,15 @@ from dsm_assets.contenthash import HASH_VERSION, TableHasher
 from dsm_assets.errors import SourceError
 from dsm_assets.fingerprint import fingerprint_files
 from dsm_assets.registry import Cleaning, DatasetSpec
-from dsm_assets.sources import BLOCK_SIZE, read_source, resolve_files
+from dsm_assets.sources import RawBatch, read_source, resolve_files
 
-CODE_VERSION = "2"  # 2: the stats sidecar keeps the schema in column order
+CODE_VERSION = "3"  # 2: the stats sidecar keeps the schema in column order; 3: composite dedupe keys cannot collide
 PREVIEW_ROWS = 5
+# pyarrow's streaming CSV and JSON readers keep up to 32 blocks read ahead: 4 MiB blocks hold ~130 MiB
+# (sources.BLOCK_SIZE, 16 MiB, would hold ~550 MiB). Batches of BLOCKS_PER_BATCH blocks are cleaned and
+# written together, so row groups and per-batch work stay as large as with 16 MiB blocks.
+READ_BLOCK_SIZE = 4 << 20
+BLOCKS_PER_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ def statcache_path(data_dir: Path, name: str) -> Path:
     return data_dir / ".dsm" / "statcache" / f"{name}.json"
 
 
-def clean_dataset(spec: DatasetSpec, data_dir: Path, *, block_size: int = BLOCK_SIZE) -> CleanResult:
+def clean_dataset(spec: DatasetSpec, data_dir: Path, *, block_size: int = READ_BLOCK_SIZE) -> CleanResult:
     """Clean `spec`'s raw files into `data/clean/<name>/<content-hash>.parquet` (one writer at a time)."""
     with atomic.dir_lock(clean_dir(data_dir, spec.name)):
         return _clean(spec, data_dir, block_size)
@@ -82,16 +89,22 @@ def _clean(spec: DatasetSpec, data_dir: Path, block_size: int) -> CleanResult:
     rules = _Rules(spec.cleaning)
     rows_in = 0
     with atomic.temp_beside(out_dir, suffix=".parquet") as tmp:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        # one thread writes (compresses) and hashes a batch while this one reads and cleans the next; the
+        # pool closes, waiting for the last write, before the writer does
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer, ThreadPoolExecutor(1) as pool:
             preview: list[dict[str, Any]] = []
-            for raw in read_source(spec, files, block_size):
-                rows_in += raw.batch.num_rows + raw.invalid_utf8
-                rules.dropped["invalid_utf8"] += raw.invalid_utf8
-                batch = rules.apply(raw.batch).select(schema.names).cast(schema)
-                writer.write_batch(batch)
-                hasher.update(batch)
+            written = None
+            for batch, invalid_utf8 in _batches(read_source(spec, files, block_size), schema.names, block_size):
+                rows_in += batch.num_rows + invalid_utf8
+                rules.dropped["invalid_utf8"] += invalid_utf8
+                batch = rules.apply(batch).cast(schema)
+                if written is not None:
+                    written.result()
+                written = pool.submit(_write, writer, hasher, batch)
                 if len(preview) < PREVIEW_ROWS:
                     preview += batch.slice(0, PREVIEW_ROWS - len(preview)).to_pylist()
+            if written is not None:
+                written.result()
         if rows_in == 0:
             raise SourceError(f"{spec.where}.source.path: '{spec.source.path}' has no data rows; add rows to "
                               f"{', '.join(str(f.relative_to(data_dir)) for f in files)}")
@@ -108,6 +121,25 @@ def _clean(spec: DatasetSpec, data_dir: Path, block_size: int) -> CleanResult:
     atomic.write_json(out_dir / f"{version}.json", result.to_json())
     atomic.write_json(index, {"version": version})  # written last: a crash before it just re-cleans
     return result
+
+
+def _write(writer: pq.ParquetWriter, hasher: TableHasher, batch: pa.RecordBatch) -> None:
+    writer.write_batch(batch)
+    hasher.update(batch)
+
+
+def _batches(raws: Iterator[RawBatch], names: list[str], block_size: int) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """(schema columns, rows dropped as invalid UTF-8) of ~BLOCKS_PER_BATCH of the reader's blocks at a time."""
+    parts: list[pa.RecordBatch] = []
+    invalid_utf8 = 0
+    for raw in raws:
+        parts.append(raw.batch.select(names))
+        invalid_utf8 += raw.invalid_utf8
+        if sum(p.nbytes for p in parts) >= BLOCKS_PER_BATCH * block_size:
+            yield pa.concat_batches(parts), invalid_utf8
+            parts, invalid_utf8 = [], 0
+    if parts:
+        yield pa.concat_batches(parts), invalid_utf8
 
 
 def _reuse(out_dir: Path, index: Path) -> CleanResult | None:
@@ -133,7 +165,7 @@ class _Rules:
     def __init__(self, cleaning: Cleaning) -> None:
         self.cleaning = cleaning
         self.dropped: Counter[str] = Counter()
-        self._seen: pa.Array | None = None
+        self._seen = _SeenKeys()
 
     def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         keep = np.ones(batch.num_rows, dtype=bool)
@@ -156,21 +188,107 @@ class _Rules:
     def _duplicates(self, batch: pa.RecordBatch, keep: np.ndarray) -> np.ndarray:
         """Rows (among those kept) whose key was seen earlier in this batch or in an earlier batch."""
         positions = np.flatnonzero(keep)
-        keys = _key_array(batch, self.cleaning.dedupe_key).take(pa.array(positions))
-        groups = pa.table({"k": keys, "i": np.arange(len(keys))}).group_by("k", use_threads=False)
-        first = np.zeros(len(keys), dtype=bool)
-        first[groups.aggregate([("i", "min")])["i_min"].to_numpy()] = True
-        if self._seen is not None and len(self._seen):
-            first &= ~pc.is_in(keys, value_set=self._seen).to_numpy(zero_copy_only=False)
-        new_keys = keys.filter(pa.array(first))
-        self._seen = new_keys if self._seen is None else pa.concat_arrays([self._seen, new_keys])
+        hi, lo = _key_hashes(_key_array(batch, self.cleaning.dedupe_key))
         dup = np.zeros(batch.num_rows, dtype=bool)
-        dup[positions[~first]] = True
+        dup[positions[~self._seen.add_new(hi[positions], lo[positions])]] = True
         return dup
 
 
 def _key_array(batch: pa.RecordBatch, columns: tuple[str, ...]) -> pa.Array:
     if len(columns) == 1:
         return batch.column(columns[0])
-    parts = [pc.fill_null(batch.column(c).cast(pa.string()), "\x00") for c in columns]
-    return pc.binary_join_element_wise(*parts, "\x1f")
+    return pc.binary_join_element_wise(*[_key_part(batch.column(c)) for c in columns], b"")
+
+
+def _key_part(column: pa.Array) -> pa.Array:
+    """One column of a composite key as `<byte length>:<bytes>`, null as `~`. Concatenated, these parts are
+    unambiguous: a separator could also occur inside a value, and a null marker could equal a value."""
+    if not (pa.types.is_string(column.type) or pa.types.is_binary(column.type)):
+        column = column.cast(pa.string())
+    data = column.cast(pa.binary())
+    length = pc.binary_length(data).cast(pa.string()).cast(pa.binary())
+    return pc.fill_null(pc.binary_join_element_wise(length, data, b":"), b"~")
+
+
+# Dedupe state: a 128-bit hash per kept key (16 bytes, however long the key) instead of the keys themselves,
+# so a file far larger than memory keeps a small state. 128 bits, not 64, because a collision silently drops
+# a row: among 10^10 distinct keys the chance of one is ~10^-19 with 128 bits, near certainty with 64.
+
+
+def _key_hashes(keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Each key as two uint64 halves (hi, lo). Text and binary keys: their xxh3-128 digest. Fixed-width keys
+    (ints, floats, bools, dates, timestamps): their own bits and 1, exact (equal means bitwise equal, as for
+    Arrow's group_by and is_in before). A null key is (0, 0): one more value, equal only to itself."""
+    typ = keys.type
+    large = pa.types.is_large_string(typ) or pa.types.is_large_binary(typ)
+    if large or pa.types.is_string(typ) or pa.types.is_binary(typ):
+        values = keys.view(pa.large_binary() if large else pa.binary())
+        values = pc.fill_null(values, b"") if values.null_count else values
+        digests = b"".join(map(xxhash.xxh3_128_digest, values.to_pylist()))
+        hi, lo = np.frombuffer(digests, dtype=np.uint64).reshape(-1, 2).T.copy()
+    elif pa.types.is_boolean(typ) or (pa.types.is_primitive(typ) and typ.bit_width in (8, 16, 32, 64)):
+        bits = keys.cast(pa.uint8()) if pa.types.is_boolean(typ) else keys.view(f"uint{typ.bit_width}")
+        hi = pc.fill_null(bits, 0).to_numpy().astype(np.uint64)
+        lo = np.ones(len(keys), dtype=np.uint64)
+    else:
+        raise pa.ArrowNotImplementedError(f"Keys of type {typ} are not supported for dedupe")
+    if keys.null_count:
+        null = pc.is_null(keys).to_numpy(zero_copy_only=False)
+        hi[null] = lo[null] = 0
+    return hi, lo
+
+
+class _SeenKeys:
+    """A set of 128-bit hashes (hi, lo) held as sorted runs, LSM style: a batch's new hashes become a run,
+    merged with the newest runs while they are no larger, so there are O(log n) runs. A lookup is a binary
+    search per run, an insert costs O(log n) amortised copies: ~16 bytes a key, no Python object per key.
+    Runs are sorted by `hi` only; `lo` is compared on every `hi` match, so equal `hi` halves stay correct."""
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add_new(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """Which rows are new: their hash is not seen before, nor in an earlier row of this batch. Adds them."""
+        new = np.zeros(len(hi), dtype=bool)
+        if not len(hi):
+            return new
+        order = np.argsort(hi)
+        s_hi, s_lo = hi[order], lo[order]
+        if ((s_hi[1:] == s_hi[:-1]) & (s_lo[1:] != s_lo[:-1])).any():  # equal hi, different lo: sort by both
+            order = np.lexsort((lo, hi))
+            s_hi, s_lo = hi[order], lo[order]
+        starts = np.flatnonzero(np.r_[True, (s_hi[1:] != s_hi[:-1]) | (s_lo[1:] != s_lo[:-1])])
+        s_hi, s_lo = s_hi[starts], s_lo[starts]  # each distinct hash once, sorted
+        unseen = ~self._contains(s_hi, s_lo)
+        self._add(s_hi[unseen], s_lo[unseen])
+        new[np.minimum.reduceat(order, starts)[unseen]] = True  # the earliest row of each unseen hash
+        return new
+
+    def _contains(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(hi), dtype=bool)
+        for run_hi, run_lo in self._runs:
+            at, rows = np.searchsorted(run_hi, hi), np.arange(len(hi))
+            while len(rows):  # walk the run's entries with this hi: one at most, unless two share it
+                inside = at < len(run_hi)
+                rows, at = rows[inside], at[inside]
+                equal = run_hi[at] == hi[rows]
+                rows, at = rows[equal], at[equal] + 1
+                found[rows] |= run_lo[at - 1] == lo[rows]
+        return found
+
+    def _add(self, hi: np.ndarray, lo: np.ndarray) -> None:
+        while self._runs and len(self._runs[-1][0]) <= len(hi):
+            run_hi, run_lo = self._runs.pop()
+            at = np.searchsorted(run_hi, hi) + np.arange(len(hi))  # where each new hash lands when merged
+            old = np.ones(len(run_hi) + len(hi), dtype=bool)
+            old[at] = False
+            hi, run_hi = _merged(run_hi, hi, at, old), None  # one half at a time: 8 extra bytes a key, not 16
+            lo, run_lo = _merged(run_lo, lo, at, old), None
+        if len(hi):
+            self._runs.append((hi, lo))
+
+
+def _merged(run: np.ndarray, new: np.ndarray, at: np.ndarray, old: np.ndarray) -> np.ndarray:
+    out = np.empty(len(old), dtype=run.dtype)
+    out[old], out[at] = run, new
+    return out

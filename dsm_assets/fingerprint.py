@@ -15,7 +15,10 @@ import xxhash
 
 from dsm_assets import atomic
 
-CHUNK = 8 << 20
+# 256 KiB reads: each chunk is still in the CPU cache when xxh3 reads it. With 8 MiB the copy out of the
+# page cache cost more than the hash (1 GiB: 0.23 s vs 0.18 s; mmap 0.16 s, but a file truncated while
+# mapped kills the process with SIGBUS).
+CHUNK = 256 << 10
 RACY_SECONDS = 2.0
 
 

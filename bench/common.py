@@ -1,0 +1,58 @@
+"""What every benchmark returns (Lines: a ratio against a baseline measured in the same run) and the
+helpers they share: timing, progress on stderr, and the one table `python -m bench` prints."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Line:
+    line: str  # what is measured
+    baseline: str  # the baseline and its measurement, e.g. "md5sum 1.52 s"
+    ours: str  # our measurement, e.g. "0.17 s"
+    ratio: str  # e.g. "8.9× faster", "0.81×", "2.0 %"
+    goal: str  # e.g. "≥ 8× faster"
+    meets: bool
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def interleaved(ours: Callable[[], object], baseline: Callable[[], object], runs: int) -> tuple[float, float]:
+    """Best of `runs` for each (the run least disturbed by the shared machine), taking turns, so a busy
+    spell hits both alike."""
+    t_ours, t_base = [], []
+    for _ in range(runs):
+        t_ours.append(timed(ours)[1])
+        t_base.append(timed(baseline)[1])
+    return min(t_ours), min(t_base)
+
+
+def seconds(t: float) -> str:
+    return f"{t:.3f} s" if t < 10 else f"{t:.1f} s"
+
+
+def times(ratio: float) -> str:
+    """A ratio to 3 significant digits (0.799×, 2.69×, 429×), so a near miss does not print as the goal."""
+    return f"{ratio:.3g}×"
+
+
+def mib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**20:.0f} MiB"
+
+
+def markdown_table(lines: list[Line]) -> str:
+    rows = [["line", "baseline", "ours", "ratio", "goal", "meets"], ["---"] * 6]
+    rows += [[x.line, x.baseline, x.ours, x.ratio, x.goal, "meets" if x.meets else "MISSES"] for x in lines]
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
