@@ -11,16 +11,19 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 SCALAR_NAMES = ("string", "int32", "int64", "float32", "float64", "bool", "date32", "timestamp", "binary")
+MAX_LIST_DEPTH = 8  # list<list<...>>: deeper is surely a typo, and Arrow's and Parquet's nested code recurses
 
 
 def check_type(name: object) -> str:
     """The canonical spelling of a registry type name. Raises ValueError naming the type and the choices."""
-    text = str(name).strip()
-    if text.startswith("list<") and text.endswith(">"):
-        return f"list<{check_type(text[5:-1])}>"
-    if text in SCALAR_NAMES:
-        return text
-    raise ValueError(f"unknown type '{name}'; use one of: {', '.join([*SCALAR_NAMES, 'list<T>'])}")
+    text, depth = str(name).strip(), 0
+    while text.startswith("list<") and text.endswith(">"):  # a loop, not recursion: any input stays cheap
+        text, depth = text[5:-1].strip(), depth + 1
+    if text not in SCALAR_NAMES:
+        raise ValueError(f"unknown type {text!r}; use one of: {', '.join([*SCALAR_NAMES, 'list<T>'])}")
+    if depth > MAX_LIST_DEPTH:
+        raise ValueError(f"lists nested {depth} deep; at most {MAX_LIST_DEPTH} levels are supported")
+    return "list<" * depth + text + ">" * depth
 
 
 def parse_type(name: str) -> pa.DataType:

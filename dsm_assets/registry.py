@@ -29,6 +29,8 @@ OWNER_RE = re.compile(r"^(team:[\w.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 UTF8_POLICIES = ("fail", "drop")
 CRON_RE = re.compile(r"^\s*(\S+\s+){4}\S+\s*$")
+PIN_RE = re.compile(r"^v\d+\.\d+$")
+MAX_DEPTH = 100  # YAML nesting; deeper would exhaust the YAML composer's recursion
 
 
 @dataclass(frozen=True)
@@ -168,20 +170,53 @@ def load_registry(path: Path | str | None = None) -> Registry:
     """Read and validate the registry at `path` (default: `DSM_REGISTRY`, else the shipped one)."""
     path = Path(path) if path is not None else registry_path()
     shown = display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RegistryError([f"{shown}: registry file not found; set DSM_REGISTRY to an existing file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RegistryError([f"{shown}: cannot read registry: {exc}"]) from None
+    text = _read_text(path, shown)
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
+        line, col = (mark.line + 1, mark.column + 1) if mark else _line_col(text, getattr(exc, "position", 0))
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RegistryError([f"{where}: malformed YAML: {problem}"]) from None
+        raise RegistryError([f"{shown}:{line}:{col}: malformed YAML: {problem}"]) from None
+    except RecursionError:
+        line, col = _too_deep(text)
+        raise RegistryError([f"{shown}:{line}:{col}: malformed YAML: nested more than {MAX_DEPTH} levels deep; "
+                             "flatten the file"]) from None
     return parse_registry(doc, path)
+
+
+def _read_text(path: Path, shown: str) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RegistryError([f"{shown}: registry file not found; set DSM_REGISTRY to an existing file"]) from None
+    except OSError as exc:
+        raise RegistryError([f"{shown}: cannot read registry: {exc}"]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(data, exc.start)
+        raise RegistryError([f"{shown}:{line}:{col}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
+                             "save the file as UTF-8"]) from None
+
+
+def _line_col(text: str | bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column of `offset` in `text`."""
+    newline = b"\n" if isinstance(text, bytes) else "\n"
+    return text.count(newline, 0, offset) + 1, offset - (text.rfind(newline, 0, offset) + 1) + 1
+
+
+def _too_deep(text: str) -> tuple[int, int]:
+    """Where the YAML first nests deeper than MAX_DEPTH (the parser is not recursive; the composer is)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return event.start_mark.line + 1, event.start_mark.column + 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return 1, 1
 
 
 def parse_registry(doc: Any, path: Path) -> Registry:
@@ -192,6 +227,12 @@ def parse_registry(doc: Any, path: Path) -> Registry:
     if checker.problems:
         raise RegistryError(checker.problems)
     return Registry(path=path, datasets=tuple(datasets), cache=cache, models=tuple(models))
+
+
+def _key(key: Any) -> str:
+    """A mapping key as a key-path segment: plain text as it is; anything else (empty, padded, line breaks,
+    not a string) as its repr, so each problem stays one line and names the key unambiguously."""
+    return key if isinstance(key, str) and key and key.isprintable() and key.strip() == key else repr(key)
 
 
 class _Checker:
@@ -210,7 +251,7 @@ class _Checker:
             return {}
         for k in value:
             if k not in allowed:
-                self.fail(f"{key}.{k}" if key else str(k), f"unknown key; expected one of: {', '.join(allowed)}")
+                self.fail(f"{key}.{_key(k)}" if key else _key(k), f"unknown key; expected one of: {', '.join(allowed)}")
         for k in required:
             if k not in value:
                 self.fail(f"{key}.{k}" if key else k, "missing required key")
@@ -230,7 +271,7 @@ class _Checker:
             return ()
         for i, col in enumerate(value):
             if schema and col not in schema:
-                self.fail(f"{key}[{i}]", f"column '{col}' is not in the schema")
+                self.fail(f"{key}[{i}]", f"column {col!r} is not in the schema")
         return tuple(value)
 
     def rel_path(self, value: Any, key: str) -> str | None:
@@ -239,7 +280,10 @@ class _Checker:
             return None
         pure = PurePosixPath(text)
         if pure.is_absolute() or ".." in pure.parts:
-            self.fail(key, f"'{text}' would escape the data dir; use a path relative to it without '..'")
+            self.fail(key, f"{text!r} would escape the data dir; use a path relative to it without '..'")
+            return None
+        if "\x00" in text:
+            self.fail(key, f"{text!r} contains a NUL character; remove it")
             return None
         return text
 
@@ -273,11 +317,11 @@ class _Checker:
             key = f"models[{i}]"
             d = self.mapping(entry, key, ("name", "dataset", "use", "metric", "threshold"), ("name", "dataset", "use"))
             name, dataset = d.get("name"), d.get("dataset")
-            if "name" in d and not (isinstance(name, str) and NAME_RE.match(name)):
+            if "name" in d and not (isinstance(name, str) and NAME_RE.fullmatch(name)):
                 self.fail(f"{key}.name", f"invalid name {name!r}; use lowercase letters, digits and '_' only")
             elif name in [m.name for m in out]:
                 self.fail(f"{key}.name", f"duplicate model name '{name}'")
-            target = by_name.get(dataset)
+            target = by_name.get(dataset) if isinstance(dataset, str) else None
             if "dataset" in d and target is None:
                 self.fail(f"{key}.dataset", f"no dataset named {dataset!r} in this registry")
             elif target is not None and not (target.cleaning.labels and target.schema.get("text") == "string"):
@@ -295,7 +339,7 @@ class _Checker:
     def cache_settings(self, value: Any) -> CacheSettings:
         d = self.mapping(value, "cache", ("refresh_cron", "keep"))
         cron = d.get("refresh_cron", CacheSettings.refresh_cron)
-        if not (isinstance(cron, str) and CRON_RE.match(cron)):
+        if not (isinstance(cron, str) and CRON_RE.fullmatch(cron)):
             self.fail("cache.refresh_cron", f"expected a 5-field cron string like '0 4 * * *', got {cron!r}")
         keep = d.get("keep", CacheSettings.keep)
         if not (isinstance(keep, int) and not isinstance(keep, bool) and keep >= 1):
@@ -307,7 +351,7 @@ class _Checker:
         before = len(self.problems)
         d = self.mapping(entry, key, allowed, ("name", "use", "source", "schema"))
         name = d.get("name")
-        if "name" in d and not (isinstance(name, str) and NAME_RE.match(name)):
+        if "name" in d and not (isinstance(name, str) and NAME_RE.fullmatch(name)):
             self.fail(f"{key}.name", f"invalid name {name!r}; use lowercase letters, digits and '_' only")
         use = self.string(d["use"], f"{key}.use") if "use" in d else None
         source = self.source(d.get("source"), f"{key}.source") if "source" in d else None
@@ -317,10 +361,10 @@ class _Checker:
         cache_dir = self.rel_path(d.get("cache_dir", f"cache/{name}"), f"{key}.cache_dir")
         shards = self.shards(d.get("shards", {}), f"{key}.shards")
         pin = d.get("pin")
-        if pin is not None and not (isinstance(pin, str) and re.match(r"^v\d+\.\d+$", pin)):
+        if pin is not None and not (isinstance(pin, str) and PIN_RE.fullmatch(pin)):
             self.fail(f"{key}.pin", f"expected a version tag like v1.0, got {pin!r}")
         owner = d.get("owner")
-        if owner is not None and not (isinstance(owner, str) and OWNER_RE.match(owner)):
+        if owner is not None and not (isinstance(owner, str) and OWNER_RE.fullmatch(owner)):
             self.fail(f"{key}.owner", f"expected an email or 'team:<name>', got {owner!r}")
         if len(self.problems) > before or not d:
             return None
@@ -343,12 +387,12 @@ class _Checker:
         out: dict[str, str | None] = {}
         for col, typ in value.items():
             if not isinstance(col, str) or not col:
-                self.fail(f"{key}.{col}", "column names must be non-empty strings")
+                self.fail(f"{key}.{_key(col)}", "column names must be non-empty strings")
                 continue
             try:
                 typ = check_type(typ)
             except ValueError as exc:
-                self.fail(f"{key}.{col}", str(exc))
+                self.fail(f"{key}.{_key(col)}", str(exc))
                 out[col] = None
                 continue
             out[col] = str(typ)
@@ -361,9 +405,12 @@ class _Checker:
         if "labels" in d:
             ld = self.mapping(d["labels"], f"{key}.labels", ("column", "allowed"), ("column", "allowed"))
             col = ld.get("column")
+            if "column" in ld and not (isinstance(col, str) and col):
+                self.fail(f"{key}.labels.column", f"expected a column name, got {col!r}")
+                col = None
             typ = schema.get(col) if col is not None else None
             if schema and col is not None and (col not in schema or (typ and typ != "string")):
-                self.fail(f"{key}.labels.column", f"'{col}' must be a string column in the schema")
+                self.fail(f"{key}.labels.column", f"{col!r} must be a string column in the schema")
             vals = ld.get("allowed")
             if "allowed" in ld and not (isinstance(vals, list) and vals and all(isinstance(v, str) for v in vals)):
                 self.fail(f"{key}.labels.allowed", "expected a non-empty list of label strings")
@@ -375,18 +422,22 @@ class _Checker:
             if isinstance(prefix, str) and isinstance(canonical, str) and canonical.startswith(prefix) and prefix:
                 layers = Layers(prefix=prefix, canonical=canonical)
                 if schema and canonical not in schema:
-                    self.fail(f"{key}.layers.canonical", f"'{canonical}' must be in the schema")
+                    self.fail(f"{key}.layers.canonical", f"{canonical!r} must be in the schema")
                 for col in schema:
                     if col.startswith(prefix) and col != canonical:
-                        self.fail(f"{key.rsplit('.', 1)[0]}.schema.{col}",
-                                  f"only the canonical layer '{canonical}' may be in the schema")
+                        self.fail(f"{key.rsplit('.', 1)[0]}.schema.{_key(col)}",
+                                  f"only the canonical layer {canonical!r} may be in the schema")
             elif ly:
                 self.fail(f"{key}.layers", "prefix and canonical must be strings and canonical must start with prefix")
         policy = d.get("invalid_utf8", "fail")
         if policy not in UTF8_POLICIES:
             self.fail(f"{key}.invalid_utf8", f"expected one of: {', '.join(UTF8_POLICIES)}")
+        dedupe_key = self.columns(d.get("dedupe_key", []), f"{key}.dedupe_key", schema)
+        for i, col in enumerate(dedupe_key):
+            if (schema.get(col) or "").startswith("list<"):
+                self.fail(f"{key}.dedupe_key[{i}]", f"column {col!r} is a list; dedupe on scalar columns only")
         return Cleaning(
-            dedupe_key=self.columns(d.get("dedupe_key", []), f"{key}.dedupe_key", schema),
+            dedupe_key=dedupe_key,
             required=self.columns(d.get("required", []), f"{key}.required", schema),
             labels=labels, layers=layers, invalid_utf8=policy,
         )
@@ -401,13 +452,13 @@ class _Checker:
             if field_name in d and kind != owner:
                 self.fail(f"{key}.{field_name}", f"only applies to kind: {owner}")
         repo = d.get("repo", f"dsm/{name}")
-        if not (isinstance(repo, str) and REPO_RE.match(repo)):
+        if not (isinstance(repo, str) and REPO_RE.fullmatch(repo)):
             self.fail(f"{key}.repo", f"invalid repo {repo!r}; expected 'namespace/name'")
         for flag in ("private", "create"):
             if not isinstance(d.get(flag, True), bool):
                 self.fail(f"{key}.{flag}", "expected true or false")
         bucket = d.get("bucket")
-        if kind == "s3" and not (isinstance(bucket, str) and BUCKET_RE.match(bucket)):
+        if kind == "s3" and not (isinstance(bucket, str) and BUCKET_RE.fullmatch(bucket)):
             self.fail(f"{key}.bucket", f"s3 remotes need a valid bucket name, got {bucket!r}")
         prefix = d.get("prefix", "datasets")
         if not (isinstance(prefix, str) and prefix.strip("/") and ".." not in prefix.split("/")):

@@ -8,6 +8,9 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import mmap
+import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,16 @@ from dsm_assets.paths import inside
 from dsm_assets.registry import DatasetSpec, display_path
 
 BLOCK_SIZE = 16 << 20
+# Python's csv module (headers, diagnosis) stops at 128 KiB fields; pyarrow reads any field that fits a block
+csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
+UTF8_BOM = b"\xef\xbb\xbf"
+# a line that starts with a top-level JSON null, after blank space (or the BOM, on the first line); the
+# search starts with a literal newline, which keeps it at about a GB/s
+NULL_FIRST_RE = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*null")
+NULL_RECORD_RE = re.compile(rb"\n[ \t\r\n]*null")
+NULL_RECORD = "expected a JSON object, got null; fix or remove the line"
+# pyarrow's error when a record does not fit its read blocks (a block must hold a whole record, and then some)
+STRADDLING = "straddling object straddles two block boundaries"
 
 
 @dataclass
@@ -61,18 +74,34 @@ def _expected(spec: DatasetSpec) -> str:
     return f"{what} with columns {', '.join(spec.schema)}"
 
 
+def _shown(value: object, limit: int = 80) -> str:
+    """`value`'s repr for a message, cut to about `limit` characters: a message stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 20]}...{text[-17:]} ({len(text)} characters)"
+
+
 def _check_columns(spec: DatasetSpec, path: Path, names: list[str]) -> None:
+    problem = _columns_problem(spec, names, require_all=True)
+    if problem:
+        raise SourceError(f"{display_path(path)}: {problem}")
+
+
+def _columns_problem(spec: DatasetSpec, names: list[str], *, require_all: bool) -> str | None:
+    """What is wrong with these column names (a JSON record may leave columns out: not `require_all`)."""
     layer_prefix = spec.cleaning.layers.prefix if spec.cleaning.layers else None
+    duplicate = [c for c, n in Counter(names).items() if n > 1]
     missing = [c for c in spec.schema if c not in names]
     extra = [c for c in names if c not in spec.schema and not (layer_prefix and c.startswith(layer_prefix))]
     problems = []
-    if missing:
-        problems.append(f"missing column(s) {', '.join(map(repr, missing))}")
+    if duplicate:
+        problems.append(f"duplicate column(s) {', '.join(map(_shown, duplicate))}")
+    if missing and require_all:
+        problems.append(f"missing column(s) {', '.join(map(_shown, missing))}")
     if extra:
-        problems.append(f"extra column(s) {', '.join(map(repr, extra))}")
-    if problems:
-        raise SourceError(f"{display_path(path)}: {'; '.join(problems)}; the registry schema "
-                          f"({spec.where}.schema) expects {', '.join(spec.schema)}")
+        problems.append(f"extra column(s) {', '.join(map(_shown, extra))}")
+    if not problems:
+        return None
+    return f"{'; '.join(problems)}; the registry schema ({spec.where}.schema) expects {', '.join(spec.schema)}"
 
 
 def _to_schema(spec: DatasetSpec, path: Path, batch: pa.RecordBatch, rows: np.ndarray) -> pa.RecordBatch:
@@ -102,7 +131,7 @@ def _cast(spec: DatasetSpec, path: Path, name: str, column: pa.Array, target: pa
             pa.array([value], type=column.type).cast(target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise SourceError(
-                f"{display_path(path)}: row {rows[i]}, column '{name}': cannot read {value!r} as "
+                f"{display_path(path)}: row {rows[i]}, column '{name}': cannot read {_shown(value)} as "
                 f"{type_name(target)}; fix the value or change {spec.where}.schema.{name}"
             ) from None
     raise SourceError(f"{display_path(path)}: column '{name}': cannot convert to {type_name(target)}")
@@ -112,14 +141,13 @@ def _read_csv(spec: DatasetSpec, path: Path, block_size: int) -> Iterator[RawBat
     for col, typ in spec.schema.items():
         if typ.startswith("list<"):
             raise SourceError(f"{spec.where}.schema.{col}: list columns need jsonl or parquet sources, not csv")
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        header = next(csv.reader(f), [])
+    header = _csv_header(path)
     _check_columns(spec, path, header)
     options = pacsv.ConvertOptions(column_types={c: pa.binary() for c in header},
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
     try:
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=block_size),
-                                convert_options=options)
+                                parse_options=pacsv.ParseOptions(newlines_in_values=True), convert_options=options)
         next_row = 1
         for batch in reader:
             rows = np.arange(next_row, next_row + batch.num_rows)
@@ -127,7 +155,13 @@ def _read_csv(spec: DatasetSpec, path: Path, block_size: int) -> Iterator[RawBat
             batch, rows, dropped = _decode_utf8(spec, path, batch, rows)
             yield RawBatch(_to_schema(spec, path, batch, rows), path, rows, dropped)
     except pa.ArrowInvalid as exc:
-        raise SourceError(_diagnose_csv(path, len(header)) or f"{display_path(path)}: {exc}") from None
+        if STRADDLING in str(exc):
+            raise SourceError(_too_long(path, *_longest_csv_record(path), block_size)) from None
+        problem = _diagnose_csv(path, len(header))
+        if problem is None and not _has_data_rows(path):
+            return  # a header without a line end, which pyarrow cannot read: there are no rows either way
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SourceError(problem or f"{display_path(path)}: {message}") from None
 
 
 def _decode_utf8(spec: DatasetSpec, path: Path, batch: pa.RecordBatch, rows: np.ndarray):
@@ -163,64 +197,217 @@ def _valid_utf8(value: bytes) -> bool:
         return False
 
 
-def _diagnose_csv(path: Path, ncols: int) -> str | None:
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+def _csv_header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        try:
+            return next(csv.reader(f), [])
+        except csv.Error as exc:
+            raise SourceError(f"{display_path(path)}: line 1: malformed CSV header ({exc}); check its quotes") from None
+
+
+def _has_data_rows(path: Path) -> bool:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         reader = csv.reader(f)
         next(reader, None)
-        for row_number, row in enumerate(reader, start=1):
-            if len(row) != ncols:
-                return (f"{display_path(path)}: row {row_number}: expected {ncols} fields, got {len(row)}; "
-                        "quote fields that contain commas")
+        return any(reader)
+
+
+def _diagnose_csv(path: Path, ncols: int) -> str | None:
+    """Error path: the first record with the wrong number of fields, or whose quotes do not parse."""
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        reader = csv.reader(f, strict=True)
+        row_number, start = 0, 1
+        try:
+            next(reader, None)
+            start = reader.line_num + 1
+            for row in reader:
+                if row:  # pyarrow skips blank lines: so do its row numbers
+                    row_number += 1
+                if row and len(row) != ncols:
+                    return (f"{display_path(path)}: row {row_number}: expected {ncols} fields, got {len(row)}; "
+                            "quote fields that contain commas")
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            return f"{display_path(path)}: line {start}: malformed CSV ({exc}); check the quotes of this record"
     return None
+
+
+def _longest_csv_record(path: Path) -> tuple[str, int]:
+    """Error path: ("row N" or "line 1" for the header, its size in bytes) of the longest record."""
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        sizes = (sum(len(field.encode()) + 1 for field in row) for row in csv.reader(f))
+        place, size = max(enumerate(sizes), key=lambda pair: pair[1], default=(0, 0))
+    return (f"row {place}" if place else "line 1"), size
+
+
+def _too_long(path: Path, place: str, size: int, block_size: int) -> str:
+    return (f"{display_path(path)}: {place}: the longest record (about {size} bytes) does not fit the reader's "
+            f"blocks of {block_size} bytes; split long records")
 
 
 def _read_jsonl(spec: DatasetSpec, path: Path, block_size: int) -> Iterator[RawBatch]:
-    with open(path, "rb") as f:
-        first = f.readline()
-    try:
-        first_record = json.loads(first)
-    except ValueError:
-        raise SourceError(_diagnose_jsonl(spec, path) or f"{display_path(path)}: line 1: malformed JSON") from None
-    if not isinstance(first_record, dict):
-        raise SourceError(f"{display_path(path)}: line 1: expected a JSON object per line")
-    _check_columns(spec, path, list(first_record))
-    options = pajson.ParseOptions(explicit_schema=spec.arrow_schema(), unexpected_field_behavior="infer",
-                                  newlines_in_values=False)
+    first = _first_jsonl_record(spec, path)
+    if first is None:
+        raise SourceError(f"{display_path(path)}: file is empty (blank lines only); expected {_expected(spec)}")
+    _check_columns(spec, path, list(first))
+    null_line = _null_record_line(path)
+    if null_line:
+        raise SourceError(f"{display_path(path)}: line {null_line}: {NULL_RECORD}")
     next_row = 1
     try:
         for batch in pajson.open_json(path, read_options=pajson.ReadOptions(block_size=block_size),
-                                      parse_options=options):
-            _check_columns(spec, path, batch.schema.names)
+                                      parse_options=_json_options(spec)):
+            extra = _columns_problem(spec, batch.schema.names, require_all=False)
+            if extra:  # a later line has a key the schema lacks: name that line
+                raise SourceError(_diagnose_jsonl(spec, path) or f"{display_path(path)}: {extra}")
             rows = np.arange(next_row, next_row + batch.num_rows)
             next_row += batch.num_rows
-            yield RawBatch(_to_schema(spec, path, batch, rows), path, rows)
-    except pa.ArrowInvalid as exc:
-        raise SourceError(_diagnose_jsonl(spec, path) or f"{display_path(path)}: {exc}") from None
+            batch, rows, dropped = _drop_invalid_utf8_records(spec, path, batch, rows)
+            yield RawBatch(_to_schema(spec, path, batch, rows), path, rows, dropped)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:  # the latter: a key that is not valid UTF-8
+        if STRADDLING in str(exc):
+            number, line = max(_json_lines(path), key=lambda pair: len(pair[1]))
+            raise SourceError(_too_long(path, f"line {number}", len(line), block_size)) from None
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SourceError(_diagnose_jsonl(spec, path) or f"{display_path(path)}: {message}") from None
+
+
+def _null_record_line(path: Path) -> int | None:
+    """The first line holding a top-level `null`, or None. pyarrow's JSON reader crashes the process (SIGSEGV,
+    apache/arrow#47409) when a block starts with one, so such a file must never reach it."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        match = _null_record(data)
+        return None if match is None else data[:match.end()].count(b"\n") + 1
+
+
+def _null_record(data: bytes | mmap.mmap) -> re.Match | None:
+    return NULL_FIRST_RE.match(data) or NULL_RECORD_RE.search(data)
+
+
+def _json_options(spec: DatasetSpec) -> pajson.ParseOptions:
+    return pajson.ParseOptions(explicit_schema=spec.arrow_schema(), unexpected_field_behavior="infer",
+                               newlines_in_values=False)
+
+
+def _json_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) for each non-blank line, the first without its UTF-8 BOM (pyarrow skips it too)."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            line = line.removeprefix(UTF8_BOM) if number == 1 else line
+            if line.strip():
+                yield number, line
+
+
+def _first_jsonl_record(spec: DatasetSpec, path: Path) -> dict | None:
+    """The first record, to check the columns before reading; None when the file holds only blank lines."""
+    number, line = next(_json_lines(path), (0, b""))
+    if not number:
+        return None
+    try:
+        record = json.loads(line.decode("utf-8", errors="replace"))
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        raise SourceError(_diagnose_jsonl(spec, path)
+                          or f"{display_path(path)}: line {number}: expected a JSON object per line")
+    return record
+
+
+def _drop_invalid_utf8_records(spec: DatasetSpec, path: Path, batch: pa.RecordBatch, rows: np.ndarray):
+    """pyarrow's JSON reader does not check UTF-8: records with invalid text fail the run or are dropped."""
+    if _valid_batch(batch):
+        return batch, rows, 0
+    bad = _invalid_utf8_rows(batch) if spec.cleaning.invalid_utf8 == "drop" else None
+    if bad is None or not _valid_batch(batch := batch.filter(pa.array(~bad))):
+        raise SourceError(_diagnose_jsonl(spec, path) or f"{display_path(path)}: text is not valid UTF-8")
+    return batch, rows[~bad], int(bad.sum())
+
+
+def _valid_batch(batch: pa.RecordBatch) -> bool:
+    try:
+        batch.validate(full=True)
+        return True
+    except pa.ArrowInvalid:
+        return False
+
+
+def _invalid_utf8_rows(batch: pa.RecordBatch) -> np.ndarray:
+    """Error path: which rows hold a text value, at any list depth, that is not valid UTF-8."""
+    bad = np.zeros(batch.num_rows, dtype=bool)
+    for column in batch.columns:
+        rows = np.arange(batch.num_rows)
+        while pa.types.is_list(column.type):
+            rows, column = rows[pc.list_parent_indices(column).to_numpy()], pc.list_flatten(column)
+        if pa.types.is_string(column.type):
+            values = column.view(pa.binary()).to_pylist()
+            bad[[row for row, v in zip(rows, values, strict=True) if v is not None and not _valid_utf8(v)]] = True
+    return bad
 
 
 def _diagnose_jsonl(spec: DatasetSpec, path: Path) -> str | None:
-    schema = spec.arrow_schema()
-    with open(path, "rb") as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                reason = exc.args[0].split(":")[0]
-                return f"{display_path(path)}: line {line_number}: malformed JSON ({reason}); fix or remove the line"
-            if not isinstance(record, dict):
-                return f"{display_path(path)}: line {line_number}: expected a JSON object"
-            for name, value in record.items():
-                if name not in spec.schema or value is None:
-                    continue
-                try:
-                    pa.array([value], type=schema.field(name).type)
-                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-                    expected = type_name(schema.field(name).type)
-                    return (f"{display_path(path)}: line {line_number}, column '{name}': cannot read {value!r} "
-                            f"as {expected}; fix the value or change {spec.where}.schema.{name}")
+    """Error path: the first line pyarrow rejects, found by reading blocks of lines, then a bad block's lines."""
+    for block in _line_blocks(_json_lines(path)):
+        if _jsonl_error(spec, b"".join(line for _, line in block)) is None:
+            continue
+        for number, line in block:
+            if _jsonl_error(spec, line) is not None:
+                return f"{display_path(path)}: line {number}{_explain_jsonl_line(spec, line)}"
     return None
+
+
+def _line_blocks(lines: Iterator[tuple[int, bytes]], size: int = BLOCK_SIZE) -> Iterator[list[tuple[int, bytes]]]:
+    """Consecutive lines in blocks of at most 1024 lines or about `size` bytes."""
+    block: list[tuple[int, bytes]] = []
+    total = 0
+    for number, line in lines:
+        block.append((number, line))
+        total += len(line)
+        if len(block) == 1024 or total >= size:
+            yield block
+            block, total = [], 0
+    if block:
+        yield block
+
+
+def _jsonl_error(spec: DatasetSpec, data: bytes) -> str | None:
+    """Why pyarrow cannot read `data` (lines of JSON) as the schema: its error, an extra column or bad UTF-8."""
+    if _null_record(data):
+        return NULL_RECORD
+    data = b"\n" + data  # pyarrow skips BOM bytes that start its input: these lines are not the file's start
+    try:
+        table = pajson.read_json(pa.py_buffer(data), read_options=pajson.ReadOptions(block_size=len(data) + 1),
+                                 parse_options=_json_options(spec))
+        names = table.column_names
+        if spec.cleaning.invalid_utf8 == "fail":
+            table.validate(full=True)
+    except UnicodeDecodeError:  # a key that is not valid UTF-8: pyarrow reads it, its name cannot be shown
+        return "a key is not valid UTF-8"
+    except pa.ArrowInvalid as exc:
+        return re.sub(r"^JSON parse error: |\.? in row \d+$", "", str(exc).splitlines()[0] if str(exc) else "")
+    return _columns_problem(spec, names, require_all=False)
+
+
+def _explain_jsonl_line(spec: DatasetSpec, line: bytes) -> str:
+    """What is wrong with one line pyarrow rejects, as `: <problem>` or `, column 'x': <problem>`."""
+    errors = "replace" if spec.cleaning.invalid_utf8 == "drop" else "strict"
+    try:
+        record = json.loads(line.decode("utf-8", errors=errors))
+    except UnicodeDecodeError:
+        return (f": text is not valid UTF-8; re-encode the file as UTF-8 or set "
+                f"{spec.where}.cleaning.invalid_utf8: drop")
+    except ValueError as exc:
+        return f": malformed JSON ({exc.args[0].split(':')[0]}); fix or remove the line"
+    if not isinstance(record, dict):
+        return ": expected a JSON object"
+    extra = _columns_problem(spec, list(record), require_all=False)
+    if extra:
+        return f": {extra}"
+    schema = spec.arrow_schema()
+    for name, value in record.items():
+        if name in spec.schema and _jsonl_error(spec, json.dumps({name: value}).encode()) is not None:
+            return (f", column '{name}': cannot read {_shown(value)} as {type_name(schema.field(name).type)}; "
+                    f"fix the value or change {spec.where}.schema.{name}")
+    return f": {_jsonl_error(spec, line)}; fix or remove the line"
 
 
 def _read_parquet(spec: DatasetSpec, path: Path, block_size: int) -> Iterator[RawBatch]:

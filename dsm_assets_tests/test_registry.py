@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import yaml
 
 from dsm_assets.errors import RegistryError
 from dsm_assets.registry import load_registry
@@ -127,3 +128,78 @@ def test_only_the_canonical_layer_may_be_in_the_schema(tmp_path):
 def test_unknown_remote_kind_and_bad_repo(tmp_path):
     msgs = "\n".join(problems(tmp_path, [csv_entry(remote={"kind": "ftp", "repo": "no slash"})]))
     assert "remote.kind: unknown remote kind 'ftp'" in msgs and "remote.repo: invalid repo 'no slash'" in msgs
+
+
+# regressions found by test_fuzz.py: each input crashed the loader, was accepted, or gave a message without
+# one line naming the file and a place
+
+
+def test_odd_keys_and_values_are_named_on_one_line(tmp_path):
+    entry = csv_entry(schema={"id": "int64", "text": "str\ning", "a\nb": "strng"}, cleaning={})
+    path = write_registry(tmp_path / "registry.yaml", [entry])
+    path.write_text(path.read_text() + "'': 1\n")
+    with pytest.raises(RegistryError) as info:
+        load_registry(path)
+    types = "use one of: string, int32, int64, float32, float64, bool, date32, timestamp, binary, list<T>"
+    assert info.value.problems == [f"{path}: '': unknown key; expected one of: version, cache, datasets, models",
+                                   f"{path}: datasets[0].schema.text: unknown type 'str\\ning'; {types}",
+                                   f"{path}: datasets[0].schema.'a\\nb': unknown type 'strng'; {types}"]
+
+
+@pytest.mark.parametrize("field,value,key", [
+    ("name", "t\n", "datasets[0].name"),
+    ("pin", "v1.0\n", "datasets[0].pin"),
+    ("owner", "a@b.c\n", "datasets[0].owner"),
+    ("remote", {"kind": "local", "repo": "dsm/t\n"}, "datasets[0].remote.repo"),
+    ("remote", {"kind": "s3", "repo": "dsm/t", "bucket": "my-bucket\n"}, "datasets[0].remote.bucket"),
+])
+def test_a_trailing_newline_does_not_pass_a_pattern(tmp_path, field, value, key):
+    msgs = problems(tmp_path, [csv_entry(**{field: value})])
+    assert any(m.startswith(f"{tmp_path / 'registry.yaml'}: {key}: ") for m in msgs), msgs
+
+
+def test_unhashable_values_are_problems_not_tracebacks(tmp_path):
+    entry = csv_entry()
+    entry["cleaning"]["labels"]["column"] = ["label"]
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump({"datasets": [entry], "models": [{"name": "m", "dataset": ["t"], "use": "x"}]}))
+    with pytest.raises(RegistryError) as info:
+        load_registry(path)
+    assert [m.split(": ")[1] for m in info.value.problems] == ["datasets[0].cleaning.labels.column",
+                                                               "models[0].dataset"]
+
+
+def test_a_nul_character_in_a_path_is_rejected(tmp_path):
+    msgs = problems(tmp_path, [csv_entry(source={"path": "raw/t/\x00.csv", "format": "csv"})])
+    assert msgs == [f"{tmp_path / 'registry.yaml'}: datasets[0].source.path: 'raw/t/\\x00.csv' contains a NUL "
+                    "character; remove it"]
+
+
+def test_dedupe_on_a_list_column_is_rejected(tmp_path):
+    entry = csv_entry(schema={"id": "int64", "words": "list<string>"}, cleaning={"dedupe_key": ["words"]})
+    msgs = problems(tmp_path, [entry])
+    assert msgs == [f"{tmp_path / 'registry.yaml'}: datasets[0].cleaning.dedupe_key[0]: column 'words' is a list; "
+                    "dedupe on scalar columns only"]
+
+
+def test_too_deep_nesting_is_a_problem_not_a_recursion_error(tmp_path):
+    msgs = problems(tmp_path, [csv_entry(schema={"id": "list<" * 2000 + "int64" + ">" * 2000})])
+    assert any("datasets[0].schema.id: lists nested 2000 deep; at most 8 levels" in m for m in msgs), msgs
+    path = tmp_path / "deep.yaml"
+    path.write_text("[" * 5000)
+    with pytest.raises(RegistryError) as info:
+        load_registry(path)
+    assert info.value.problems == [f"{path}:1:101: malformed YAML: nested more than 100 levels deep; flatten the file"]
+
+
+@pytest.mark.parametrize("content,problem", [
+    (b"datasets:\n  - name: \xff\n", ":2:11: not valid UTF-8 (byte 0xff); save the file as UTF-8"),
+    (b"datasets:\n  - name: a\x00\n", ":2:12: malformed YAML: unacceptable character #x0000: special characters "
+                                     "are not allowed"),
+])
+def test_undecodable_registry_names_line_and_column(tmp_path, content, problem):
+    path = tmp_path / "registry.yaml"
+    path.write_bytes(content)
+    with pytest.raises(RegistryError) as info:
+        load_registry(path)
+    assert info.value.problems == [f"{path}{problem}"]

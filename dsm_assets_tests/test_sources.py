@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from dsm_assets.cleaning import clean_dataset, clean_dir
@@ -123,3 +124,91 @@ def test_symlink_that_escapes_the_data_dir(tmp_path):
     (data / "raw" / "t").symlink_to(outside)
     with pytest.raises(PathEscapeError, match=r"resolves outside .*data; use a path inside the data dir"):
         clean_dataset(spec_from(tmp_path, csv_entry()), data)
+
+
+# regressions found by test_fuzz.py: each input crashed the run, was rejected though well-formed, or gave a
+# message without a row or line
+
+
+def test_csv_with_a_bom_is_read(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", "\ufeff" + CSV_HEADER + "1,x,a\n")
+    result = clean_dataset(spec_from(tmp_path, csv_entry()), data)
+    assert pq.read_table(result.path).to_pylist() == [{"id": 1, "text": "x", "label": "a"}]
+
+
+def test_csv_header_with_a_column_twice(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", "id,id,text,label\n1,1,x,a\n")
+    assert_fails_cleanly(spec_from(tmp_path, csv_entry()), data, r"raw/t/a\.csv: duplicate column\(s\) 'id'; ")
+
+
+def test_quoted_newlines_across_read_blocks(tmp_path):
+    data = tmp_path / "data"
+    texts = [f"a\n{i + 100},evil,x,2.0,false" for i in range(8)]  # each looks like a row after its newline
+    write_raw(data, "t", "a.csv", "id,text,label,score,flag\n" + "".join(
+        f'{i},"{text}",x,1.0,true\n' for i, text in enumerate(texts)))
+    entry = csv_entry(schema={"id": "int64", "text": "string", "label": "string", "score": "float64", "flag": "bool"},
+                      cleaning={})
+    result = clean_dataset(spec_from(tmp_path, entry), data, block_size=45)  # boundaries inside quotes
+    assert pq.read_table(result.path)["text"].to_pylist() == texts
+
+
+@pytest.mark.parametrize("value,shown", [(2**63, "9223372036854775808"), (0.0, "0.0"), (True, "True")])
+def test_jsonl_number_that_is_no_int64_names_line_and_column(tmp_path, value, shown):
+    data = tmp_path / "data"
+    write_raw(data, "j", "a.jsonl", '{"id": 1, "words": []}\n' + json.dumps({"id": value, "words": []}) + "\n")
+    assert_fails_cleanly(spec_from(tmp_path, jsonl_entry()), data,
+                         rf"raw/j/a\.jsonl: line 2, column 'id': cannot read {shown} as int64; ")
+
+
+def test_jsonl_null_record_at_a_block_boundary_is_rejected_not_a_crash(tmp_path):
+    data = tmp_path / "data"
+    line = '{"id": 1, "words": ["a"]}\n'
+    write_raw(data, "j", "a.jsonl", line + "null\n" + line)
+    with pytest.raises(SourceError, match=r"raw/j/a\.jsonl: line 2: expected a JSON object, got null"):
+        clean_dataset(spec_from(tmp_path, jsonl_entry()), data, block_size=len(line))  # pyarrow: SIGSEGV
+
+
+def test_jsonl_invalid_utf8_in_a_list_fails_or_is_dropped(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "j", "a.jsonl", b'{"id": 1, "words": ["a"]}\n{"id": 2, "words": ["caf\xc3"]}\n')
+    entry = jsonl_entry()
+    assert_fails_cleanly(spec_from(tmp_path, entry), data, r"raw/j/a\.jsonl: line 2: text is not valid UTF-8; ")
+    entry["cleaning"]["invalid_utf8"] = "drop"
+    result = clean_dataset(spec_from(tmp_path, entry), data)
+    assert pq.read_table(result.path)["id"].to_pylist() == [1] and result.dropped == {"invalid_utf8": 1}
+
+
+def test_jsonl_line_longer_than_the_read_block_is_named(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "j", "a.jsonl", '{"id": 1, "words": []}\n{"id": 2, "words": ["' + "x" * 200 + '"]}\n')
+    with pytest.raises(SourceError, match=r"raw/j/a\.jsonl: line 2: the longest record \(about 225 bytes\) does not "
+                                          r"fit the reader's blocks of 64 bytes; split long records"):
+        clean_dataset(spec_from(tmp_path, jsonl_entry()), data, block_size=64)
+
+
+def test_a_composite_dedupe_key_does_not_merge_different_keys(tmp_path):
+    data = tmp_path / "data"
+    # joined with a separator, or with nulls as a marker, each pair of these keys used to be equal
+    write_raw(data, "t", "a.csv", CSV_HEADER + '1,"a\x1fb",c\n2,a,"b\x1fc"\n3,,x\n4,"\x00",x\n5,a,"b\x1fc"\n')
+    entry = csv_entry(cleaning={"dedupe_key": ["text", "label"]})
+    result = clean_dataset(spec_from(tmp_path, entry), data)
+    assert pq.read_table(result.path)["id"].to_pylist() == [1, 2, 3, 4] and result.dropped == {"duplicate": 1}
+
+
+@pytest.mark.parametrize("content,pattern", [
+    ('"id","text","label', r"raw/t/a\.csv: line 1: malformed CSV \(unexpected end of data\); check the quotes"),
+    ("id,text,label", r"datasets\[0\]\.source\.path: 'raw/t/\*\.csv' has no data rows"),  # no line end
+    (CSV_HEADER + '1,"' + "x" * 200_000 + '",a\n2,y\n', r"raw/t/a\.csv: row 2: expected 3 fields, got 2"),
+])
+def test_csv_that_pyarrow_rejects_is_diagnosed_by_line_or_row(tmp_path, content, pattern):
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", content)  # the last: a field beyond Python's csv limit (128 KiB) used to raise
+    assert_fails_cleanly(spec_from(tmp_path, csv_entry()), data, pattern)
+
+
+def test_jsonl_key_that_is_not_utf8(tmp_path):
+    data = tmp_path / "data"
+    write_raw(data, "j", "a.jsonl", b'{"id": 1, "words": []}\n{"id": 2, "\xffwords": []}\n')
+    assert_fails_cleanly(spec_from(tmp_path, jsonl_entry()), data, r"raw/j/a\.jsonl: line 2: text is not valid UTF-8")
