@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/outputs/dagster_home
 
-.PHONY: demo test dev lint bench install clean
+.PHONY: demo test soak dev lint bench install clean
 
 install: $(STAMP)
 
@@ -22,15 +22,18 @@ test: $(STAMP)  ## the whole test suite; pytest's "no tests collected" (exit 5) 
 	$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+soak: $(STAMP)  ## the fault matrix and fuzz tests with many more trials; seeds in outputs/test-artifacts/faults
+	DSM_FAULT_KILLS=$${DSM_FAULT_KILLS:-200} DSM_FUZZ_EXAMPLES=$${DSM_FUZZ_EXAMPLES:-2000} \
+	$(BIN)/python -m pytest dsm_assets_tests/test_fault_matrix.py \
+	  dsm_assets_tests/test_injected_faults.py dsm_assets_tests/test_concurrency.py dsm_assets_tests/test_fuzz.py
+
 dev: $(STAMP)  ## the Dagster UI on http://127.0.0.1:3000, same instance as the demo
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-bench: $(STAMP)  ## benchmarks: ratios measured in one run against a baseline on the same data
-	$(BIN)/python -m bench.bench_publish
-	$(BIN)/python -m bench.bench_preflight
-	$(BIN)/python -m bench.bench_shards
+bench: $(STAMP)  ## benchmarks: one table of ratios, each measured in one run against a baseline on the same data
+	$(BIN)/python -m bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
