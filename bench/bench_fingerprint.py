@@ -8,7 +8,6 @@ which is warmed first), and an unchanged re-run at least 50x faster than a cold 
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import Line, interleaved, markdown_table, progress, seconds, times
+from bench.common import Line, interleaved, progress, run_alone, seconds, times
 from dsm_assets.fingerprint import fingerprint_files
 
 FILES = 64
@@ -75,13 +74,5 @@ def measure(quick: bool = False, mib: int | None = None) -> list[Line]:
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--mib", type=int)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    print(markdown_table(measure(args.quick, args.mib)))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(measure, "mib")

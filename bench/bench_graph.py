@@ -11,7 +11,6 @@ run first pays the imports both sides share."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from bench.common import Line, markdown_table, progress, seconds, timed
+from bench.common import Line, progress, run_alone, seconds, timed
 from dsm_assets import quality
 from dsm_assets.cache import refresh_cache
 from dsm_assets.cleaning import clean_dataset, statcache_path
@@ -128,13 +127,5 @@ def measure(quick: bool = False, runs: int | None = None) -> list[Line]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    print(markdown_table(measure(args.quick, args.runs)))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(measure, "runs")

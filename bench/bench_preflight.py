@@ -7,7 +7,6 @@ processes, so interpreter start-up counts on both sides)."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import Line, markdown_table, progress, seconds, times
+from bench.common import Line, progress, run_alone, seconds, times
 from dsm_assets.cache import refresh_cache
 from dsm_assets.cleaning import clean_dataset
 from dsm_assets.publishing import CleanedRef, publish_cleaned, record_verified
@@ -78,13 +77,5 @@ def measure(quick: bool = False, runs: int | None = None) -> list[Line]:
                  "≤ 2× the time", ours / baseline <= 2)]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    print(markdown_table(measure(args.quick, args.runs)))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(measure, "runs")

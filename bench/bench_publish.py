@@ -8,7 +8,6 @@ S3 runs against a moto server and the Hub against the loopback Hub-API server, b
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import random
@@ -22,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from moto.server import ThreadedMotoServer
 
-from bench.common import Line, markdown_table, progress, seconds, timed
+from bench.common import Line, progress, run_alone, seconds, timed
 from dsm_assets.arrow_types import type_name
 from dsm_assets.contenthash import hash_table
 from dsm_assets.publishing import CleanedRef, publish_cleaned
@@ -91,13 +90,5 @@ def measure(quick: bool = False, rows: int | None = None) -> list[Line]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    print(markdown_table(measure(args.quick, args.rows)))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(measure, "rows")

@@ -8,7 +8,6 @@ directory; each writer's files are fsynced before the clock stops, since ours fs
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import shutil
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import webdataset as wds
 
-from bench.common import Line, markdown_table, progress, seconds, times
+from bench.common import Line, progress, run_alone, seconds, times
 from dsm_assets.shards import _write_shard
 
 SHARDS = 8
@@ -88,11 +87,5 @@ def measure(quick: bool = False) -> list[Line]:
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    print(markdown_table(measure(parser.parse_args().quick)))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(measure)

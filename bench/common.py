@@ -3,6 +3,7 @@ helpers they share: timing, progress on stderr, and the one table `python -m ben
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable
@@ -56,3 +57,12 @@ def markdown_table(lines: list[Line]) -> str:
     rows = [["line", "baseline", "ours", "ratio", "goal", "meets"], ["---"] * 6]
     rows += [[x.line, x.baseline, x.ours, x.ratio, x.goal, "meets" if x.meets else "MISSES"] for x in lines]
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def run_alone(measure: Callable[..., list[Line]], *int_options: str) -> None:
+    """One benchmark on its own (`python -m bench.bench_x [--quick] [--<option> N]`): its lines as a table."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    for option in int_options:
+        parser.add_argument(f"--{option}", type=int)
+    print(markdown_table(measure(**vars(parser.parse_args()))))

@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -128,6 +128,9 @@ class ModelSpec:
     threshold: float = 0.8  # the asset check fails below this on the held-out split
 
 
+Spec = TypeVar("Spec", DatasetSpec, ModelSpec)
+
+
 @dataclass(frozen=True)
 class Registry:
     path: Path
@@ -136,18 +139,17 @@ class Registry:
     models: tuple[ModelSpec, ...] = ()
 
     def model(self, name: str) -> ModelSpec:
-        for spec in self.models:
-            if spec.name == name:
-                return spec
-        known = ", ".join(m.name for m in self.models) or "none"
-        raise RegistryError([f"{display_path(self.path)}: no model named '{name}' (registered: {known})"])
+        return self._named(self.models, name, "model")
 
     def get(self, name: str) -> DatasetSpec:
-        for spec in self.datasets:
+        return self._named(self.datasets, name, "dataset")
+
+    def _named(self, specs: tuple[Spec, ...], name: str, what: str) -> Spec:
+        for spec in specs:
             if spec.name == name:
                 return spec
-        known = ", ".join(s.name for s in self.datasets) or "none"
-        raise RegistryError([f"{display_path(self.path)}: no dataset named '{name}' (registered: {known})"])
+        known = ", ".join(s.name for s in specs) or "none"
+        raise RegistryError([f"{display_path(self.path)}: no {what} named '{name}' (registered: {known})"])
 
     def fingerprint(self, name: str) -> str:
         """A stable string of one dataset's settings, so a registry edit changes its versions."""
