@@ -27,9 +27,10 @@ soak: $(STAMP)  ## the fault matrix and fuzz tests with many more trials; seeds 
 	$(BIN)/python -m pytest dsm_assets_tests/test_fault_matrix.py \
 	  dsm_assets_tests/test_injected_faults.py dsm_assets_tests/test_concurrency.py dsm_assets_tests/test_fuzz.py
 
-dev: $(STAMP)  ## the Dagster UI on http://127.0.0.1:3000, same instance as the demo
-	mkdir -p $(DAGSTER_HOME)
-	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+# `dagster dev` warns that `dg dev` supersedes it; dg is a separate package this project does not need.
+dev: $(STAMP)  ## the Dagster UI on http://127.0.0.1:3000, same instance as the demo; automation on
+	$(BIN)/python -m dsm_assets.dagster_home >/dev/null
+	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: $(STAMP)  ## benchmarks: one table of ratios, each measured in one run against a baseline on the same data

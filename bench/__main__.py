@@ -10,7 +10,15 @@ import platform
 import sys
 import time
 
-from bench import bench_cleaning, bench_fingerprint, bench_graph, bench_preflight, bench_publish, bench_shards
+from bench import (
+    bench_cleaning,
+    bench_fingerprint,
+    bench_graph,
+    bench_preflight,
+    bench_publish,
+    bench_shards,
+    bench_ui_run,
+)
 from bench.common import markdown_table
 
 
@@ -21,7 +29,8 @@ def main() -> int:
     start = time.monotonic()
     lines = []
     # the 5 GB cleaning last: its writes would still be going to disk during the fsync-timed shard writing
-    for module in (bench_fingerprint, bench_shards, bench_publish, bench_preflight, bench_graph, bench_cleaning):
+    for module in (bench_fingerprint, bench_shards, bench_publish, bench_preflight, bench_graph, bench_ui_run,
+                   bench_cleaning):
         lines += module.measure(quick=args.quick)
     elapsed = time.monotonic() - start
     print(markdown_table(lines))

@@ -72,12 +72,19 @@ def clean_dataset(spec: DatasetSpec, data_dir: Path, *, block_size: int = READ_B
         return _clean(spec, data_dir, block_size)
 
 
+def _rules(spec: DatasetSpec) -> dict:
+    """The registry entry minus what only the UI reads: editing a column description does not re-clean."""
+    rules = spec.to_dict()
+    rules.pop("column_docs")
+    return rules
+
+
 def _clean(spec: DatasetSpec, data_dir: Path, block_size: int) -> CleanResult:
     files = resolve_files(spec, data_dir)
     fingerprint = fingerprint_files(files, data_dir, statcache_path(data_dir, spec.name))
     out_dir = clean_dir(data_dir, spec.name)
     input_key = xxhash.xxh3_128(
-        "\n".join([fingerprint.digest, json.dumps(spec.to_dict(), sort_keys=True), CODE_VERSION, HASH_VERSION]).encode()
+        "\n".join([fingerprint.digest, json.dumps(_rules(spec), sort_keys=True), CODE_VERSION, HASH_VERSION]).encode()
     ).hexdigest()
     index = out_dir / "inputs" / f"{input_key}.json"
     previous = _reuse(out_dir, index)

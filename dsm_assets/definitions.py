@@ -4,12 +4,10 @@
 import dagster as dg
 
 from dsm_assets import paths
-from dsm_assets.defs.executor import executor_from_env
 from dsm_assets.defs.factory import build_definitions
 from dsm_assets.registry import load_registry
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_definitions(registry=load_registry(), data_dir=paths.data_dir(), outputs_dir=paths.outputs_dir(),
-                             executor=executor_from_env())
+    return build_definitions(registry=load_registry(), data_dir=paths.data_dir(), outputs_dir=paths.outputs_dir())

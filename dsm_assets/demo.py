@@ -11,27 +11,25 @@ import dagster as dg
 
 from dsm_assets import paths
 from dsm_assets.cli import format_table
+from dsm_assets.dagster_home import default_home, prepare
 from dsm_assets.defs.factory import MATERIALIZE_JOB, OBSERVE_JOB, build_definitions
+from dsm_assets.defs.model import GROUP as MODELS_GROUP
 from dsm_assets.registry import display_path, load_registry
 from dsm_assets.samples import install_samples
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
-def dagster_home(outputs: Path) -> Path:
-    """DAGSTER_HOME (created, telemetry off) so the demo's runs show up in `make dev`."""
-    home = Path(os.environ.get("DAGSTER_HOME") or outputs / "dagster_home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+def dagster_home() -> Path:
+    """DAGSTER_HOME (seeded: telemetry and the welcome modal off) so the demo's runs show up in `make dev`."""
+    home = prepare(default_home())
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
 
 def main() -> int:
     data, outputs = paths.data_dir(), paths.outputs_dir()
-    home = dagster_home(outputs)
+    home = dagster_home()
     registry = load_registry()
     written = install_samples(data)
     print(f"sample data: {len(written)} file(s) copied into {display_path(data / 'raw')}")
@@ -49,10 +47,10 @@ def main() -> int:
         print()
         print(summary(registry, instance, checks))
         for model in registry.models:
-            meta = _latest_metadata(instance, "model", model.name)
-            print(f"\nmodel/{model.name}: {meta['model_version'].value}, accuracy {meta['accuracy'].value:.3f}, "
+            meta = _latest_metadata(instance, MODELS_GROUP, model.name)
+            print(f"\n{MODELS_GROUP}/{model.name}: {meta['model_version'].value}, accuracy {meta['accuracy'].value}, "
                   f"trained on {model.dataset} {meta['dataset_version'].value} (commit "
-                  f"{meta['dataset_commit'].value[:12]}); lineage: {meta['lineage'].value}")
+                  f"{meta['dataset_commit'].value[:12]}); lineage: {meta['lineage_file'].value}")
             print(f"  which data trained it:  dsm lineage {model.name}")
     print(f"""
 Where to look:

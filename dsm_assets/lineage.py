@@ -34,7 +34,7 @@ def read_lineage(outputs_dir: Path, name: str, version: str | None = None) -> di
     versions = model_versions(outputs_dir, name)
     if not versions:
         raise LineageError(f"no trained versions of model '{name}' in {models_dir(outputs_dir, name)}; "
-                           f"materialise model/{name} first")
+                           f"materialise models/{name} first")
     if version is None:
         latest = models_dir(outputs_dir, name) / "latest"
         version = latest.resolve().name if latest.exists() else versions[-1]

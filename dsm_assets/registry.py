@@ -104,6 +104,7 @@ class DatasetSpec:
     shards: Shards
     pin: str | None = None  # cache this version tag instead of the latest verified one
     owner: str | None = None  # shown as the assets' owner in the UI: an email or "team:<name>"
+    column_docs: dict[str, str] = field(default_factory=dict)  # column → description, shown in the UI
     where: str = field(default="", compare=False)  # e.g. "registry.yaml: datasets[1]", for messages
 
     def arrow_schema(self) -> pa.Schema:
@@ -358,6 +359,7 @@ class _Checker:
         use = self.string(d["use"], f"{key}.use") if "use" in d else None
         source = self.source(d.get("source"), f"{key}.source") if "source" in d else None
         schema = self.schema(d.get("schema"), f"{key}.schema") if "schema" in d else {}
+        column_docs = self.column_docs(d.get("schema"), f"{key}.schema")
         cleaning = self.cleaning(d.get("cleaning", {}), f"{key}.cleaning", schema)
         remote = self.remote(d.get("remote", {}), f"{key}.remote", name)
         cache_dir = self.rel_path(d.get("cache_dir", f"cache/{name}"), f"{key}.cache_dir")
@@ -371,7 +373,8 @@ class _Checker:
         if len(self.problems) > before or not d:
             return None
         return DatasetSpec(name=name, use=use, source=source, schema=schema, cleaning=cleaning, remote=remote,
-                           cache_dir=cache_dir, shards=shards, pin=pin, owner=owner, where=f"{self.shown}: {key}")
+                           cache_dir=cache_dir, shards=shards, pin=pin, owner=owner, column_docs=column_docs,
+                           where=f"{self.shown}: {key}")
 
     def source(self, value: Any, key: str) -> Source | None:
         d = self.mapping(value, key, ("path", "format"), ("path", "format"))
@@ -391,6 +394,9 @@ class _Checker:
             if not isinstance(col, str) or not col:
                 self.fail(f"{key}.{_key(col)}", "column names must be non-empty strings")
                 continue
+            if isinstance(typ, dict):  # {type: string, description: "..."}
+                self.mapping(typ, f"{key}.{_key(col)}", ("type", "description"), ("type",))
+                typ = typ.get("type")
             try:
                 typ = check_type(typ)
             except ValueError as exc:
@@ -399,6 +405,17 @@ class _Checker:
                 continue
             out[col] = str(typ)
         return out
+
+    def column_docs(self, value: Any, key: str) -> dict[str, str]:
+        """Column → description, from the `{type: …, description: …}` form of schema entries."""
+        docs: dict[str, str] = {}
+        for col, typ in (value.items() if isinstance(value, dict) else ()):
+            text = typ.get("description") if isinstance(typ, dict) else None
+            if text is not None and not (isinstance(text, str) and text.strip() and "\n" not in text):
+                self.fail(f"{key}.{_key(col)}.description", "expected one line of text")
+            elif text is not None:
+                docs[str(col)] = text.strip()
+        return docs
 
     def cleaning(self, value: Any, key: str, schema: dict[str, str]) -> Cleaning:
         allowed = ("dedupe_key", "required", "labels", "layers", "invalid_utf8")

@@ -34,11 +34,11 @@ def test_factory_keys_groups_and_code_versions(shipped, data_dir):
     graph = definitions(shipped, data_dir).resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     hops = ("raw", "cleaned", "published", "cache", "shards")
-    assert keys == {f"{d}/{hop}" for d in ("text_reviews", "chords", "shapes") for hop in hops} | {"model/sentiment"}
+    assert keys == {f"{d}/{hop}" for d in ("text_reviews", "chords", "shapes") for hop in hops} | {"models/sentiment"}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.code_version, key
-        if key.path[0] == "model":
+        if key.path[0] == "models":
             assert node.group_name == "models" and shipped.model(key.path[1]).use in node.description
             assert {k.to_user_string() for k in node.parent_keys} == {"text_reviews/shards"}
             continue
@@ -107,7 +107,9 @@ def test_whole_graph_in_process(shipped, data_dir):
             assert pmeta["version"].value == "v1.0" and pmeta["new_version"].value is True
             assert pmeta["content_hash"].value == expected.version and pmeta["bytes_uploaded"].value > 0
             assert published.asset_materialization.tags["dagster/data_version"] == pmeta["commit"].value
-            assert pmeta["url"].value.endswith(f"dsm/{spec.name}@v1.0")
+            # a path that exists on disk (the local remote's repo folder), never a dead file:// URL
+            assert isinstance(pmeta["url"], dg.PathMetadataValue) and Path(pmeta["url"].value).is_dir()
+            assert pmeta["url"].value.endswith(f"remote/dsm/{spec.name}")
             smeta = instance.get_latest_materialization_event(
                 dg.AssetKey([spec.name, "shards"])).asset_materialization.metadata
             assert smeta["published"].value == ("v1.0-shards" if spec.shards.publish else "not published")
@@ -176,7 +178,7 @@ def test_assets_carry_owner_and_tags_from_the_registry(shipped, data_dir):
     graph = definitions(shipped, data_dir).resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        dataset = shipped.get(key.path[0] if key.path[0] != "model" else shipped.model(key.path[1]).dataset)
+        dataset = shipped.get(key.path[0] if key.path[0] != "models" else shipped.model(key.path[1]).dataset)
         assert node.tags["dsm/dataset"] == dataset.name and node.tags["dsm/remote"] == dataset.remote.kind
         assert list(node.owners) == ([dataset.owner] if dataset.owner else [])
     assert graph.get(dg.AssetKey(["text_reviews", "cleaned"])).owners == ["team:ml-data"]

@@ -46,7 +46,7 @@ def test_unknown_model_and_version(trained, capsys):
 
 
 def test_no_trained_model_yet(tmp_path):
-    with pytest.raises(LineageError, match=r"no trained versions of model 'sentiment'.*materialise model/sentiment"):
+    with pytest.raises(LineageError, match=r"no trained versions of model 'sentiment'.*materialise models/sentiment"):
         read_lineage(tmp_path, "sentiment")
 
 

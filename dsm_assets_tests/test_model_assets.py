@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import dagster as dg
 
@@ -10,7 +11,7 @@ from dsm_assets.cache import cache_root
 from dsm_assets.defs.factory import MATERIALIZE_JOB, OBSERVE_JOB, build_definitions
 from dsm_assets.lineage import model_versions, read_lineage
 
-MODEL = dg.AssetKey(["model", "sentiment"])
+MODEL = dg.AssetKey(["models", "sentiment"])
 
 
 def setup(shipped, data_dir):
@@ -41,7 +42,7 @@ def test_the_graph_trains_the_model_and_records_its_lineage(shipped, data_dir):
         meta = instance.get_latest_materialization_event(MODEL).asset_materialization.metadata
         published = instance.get_latest_materialization_event(
             dg.AssetKey(["text_reviews", "published"])).asset_materialization.metadata
-        assert meta["dataset_commit"].value == published["commit"].value and meta["accuracy"].value >= 0.8
+        assert meta["dataset_commit"].value == published["commit"].value and float(meta["accuracy"].value) >= 0.8
         lineage = read_lineage(outputs, "sentiment")
         assert lineage["dagster_run_id"] == result.run_id
         assert lineage["dataset"]["remote_url"] == published["url"].value
@@ -49,6 +50,31 @@ def test_the_graph_trains_the_model_and_records_its_lineage(shipped, data_dir):
         assert lineage["dataset"]["raw_fingerprint"] == raw.asset_observation.data_version
         [accuracy] = [c for c in result.get_asset_check_evaluations() if c.asset_key == MODEL]
         assert accuracy.passed and accuracy.description.startswith("accuracy 1.000")
+        assert_the_page_answers_which_data_trained_it(instance, meta, lineage, result.run_id)
+
+
+def assert_the_page_answers_which_data_trained_it(instance, meta, lineage, run_id):
+    """Every link of the chain on the model page itself, as values a browser opens, and as one table."""
+    key = lambda hop: dg.AssetKey(["text_reviews", hop])  # noqa: E731
+    latest = lambda hop: instance.get_latest_materialization_event(key(hop)).asset_materialization.metadata  # noqa: E731
+    shards, cleaned = latest("shards"), latest("cleaned")
+    raw = instance.get_latest_data_version_record(key("raw"), is_source=True).asset_observation.data_version
+    assert meta["accuracy"].value == "1.000"
+    assert meta["dataset"].value == "text_reviews" and meta["dataset_version"].value == "v1.0"
+    assert meta["shards_manifest_hash"].value == shards["manifest_hash"].value
+    assert meta["shards"].value == shards["shards"].value == 4
+    assert meta["content_hash"].value == meta["cleaned_content_hash"].value == cleaned["content_hash"].value
+    assert meta["raw_fingerprint"].value == raw
+    assert isinstance(meta["training_run"], dg.DagsterRunMetadataValue) and meta["training_run"].value == run_id
+    assert meta["code_version"].value == lineage["code_version"]
+    assert isinstance(meta["published_at"], dg.PathMetadataValue) and Path(meta["published_at"].value).is_dir()
+    assert all(not str(v.value).startswith("file:") for v in meta.values())
+    table = meta["lineage"].value.splitlines()
+    assert table[0] == "| step | what |"
+    assert [row.split("|")[1].strip() for row in table[2:]] == ["model", "shards", "cache", "published", "cleaned",
+                                                                "raw"]
+    assert shards["manifest_hash"].value in meta["lineage"].value and raw in meta["lineage"].value
+    assert meta["lineage_graph"].value == "/assets/models/sentiment?view=lineage&lineageScope=upstream&lineageDepth=5"
 
 
 def test_model_is_not_trained_while_the_preflight_fails(shipped, data_dir):
@@ -60,7 +86,7 @@ def test_model_is_not_trained_while_the_preflight_fails(shipped, data_dir):
         assert not result.success
         [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
         assert failure.step_failure_data.user_failure_data.description.startswith(
-            "model/sentiment was not trained: the text_reviews cache is missing: no cache in")
+            "models/sentiment was not trained: the text_reviews cache is missing: no cache in")
     assert len(model_versions(outputs, "sentiment")) == 1
 
 

@@ -203,3 +203,33 @@ def test_undecodable_registry_names_line_and_column(tmp_path, content, problem):
     with pytest.raises(RegistryError) as info:
         load_registry(path)
     assert info.value.problems == [f"{path}{problem}"]
+
+
+def test_a_schema_column_may_carry_a_description_for_the_ui(tmp_path):
+    schema = {"id": "int64", "text": {"type": "string", "description": "The review text"}, "label": "string"}
+    spec = load_registry(write_registry(tmp_path / "r.yaml", [csv_entry(schema=schema)])).datasets[0]
+    assert spec.schema == {"id": "int64", "text": "string", "label": "string"}
+    assert spec.column_docs == {"text": "The review text"}
+
+
+def test_a_bad_column_description_names_the_key(tmp_path):
+    bad = {"id": {"type": "int64", "descr": "x"}, "text": {"type": "string", "description": ["a"]},
+           "label": {"description": "no type"}}
+    found = [p.split("registry.yaml: ", 1)[1] for p in problems(tmp_path, [csv_entry(schema=bad)])]
+    assert "datasets[0].schema.id.descr: unknown key; expected one of: type, description" in found
+    assert "datasets[0].schema.text.description: expected one line of text" in found
+    assert "datasets[0].schema.label.type: missing required key" in found
+
+
+def test_a_column_description_does_not_change_the_cleaned_version(tmp_path, data_dir):
+    from dsm_assets.cleaning import clean_dataset
+
+    from .conftest import write_raw
+
+    write_raw(data_dir, "t", "a.csv", "id,text,label\n1,x,a\n2,y,b\n")
+    plain = load_registry(write_registry(tmp_path / "a.yaml", [csv_entry()])).datasets[0]
+    documented = csv_entry(schema={"id": "int64", "text": {"type": "string", "description": "doc"},
+                                   "label": "string"})
+    first = clean_dataset(plain, data_dir)
+    again = clean_dataset(load_registry(write_registry(tmp_path / "b.yaml", [documented])).datasets[0], data_dir)
+    assert again.reused and again.version == first.version

@@ -1,16 +1,16 @@
 """`<dataset>/cache`: the latest verified version on local disk, its blocking preflight check, and the
 cache_refresh schedule.
 
-Refresh triggers: the schedule (cron from the registry) re-verifies and repairs every cache, and an
-automation condition refreshes a cache as soon as its dataset publishes a version whose blocking checks
-passed. Declarative automation rather than a sensor: it is evaluated by Dagster's own daemon, shows its
-reasons per evaluation in the UI, and needs no cursor code of ours."""
+Refresh triggers: the schedule (cron from the registry) re-verifies and repairs every cache, and the
+automation condition (defs/automation.py) refreshes a cache whose commit is not the latest published one
+once that version's blocking round_trip check has passed."""
 
 import dagster as dg
 
 from dsm_assets import cache, preflight
+from dsm_assets.defs.automation import refresh_condition
 from dsm_assets.defs.failures import as_failure
-from dsm_assets.defs.presentation import labels
+from dsm_assets.defs.presentation import asset_step, check_step, labels, size
 from dsm_assets.defs.published import published_key
 from dsm_assets.defs.resources import DsmPaths, DsmRemotes
 from dsm_assets.publishing import read_verified
@@ -19,11 +19,6 @@ from dsm_assets.registry import DatasetSpec, Registry
 CODE_VERSION = "cache-1"
 SCHEDULE = "cache_refresh"
 
-REFRESH_ON_VERIFIED_PUBLISH = (
-    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-).with_label("eager, once every upstream blocking check has passed")
-
-
 def cache_key(spec: DatasetSpec) -> dg.AssetKey:
     return dg.AssetKey([spec.name, "cache"])
 
@@ -31,12 +26,13 @@ def cache_key(spec: DatasetSpec) -> dg.AssetKey:
 def build_cache_asset(*, spec: DatasetSpec, keep: int) -> dg.AssetsDefinition:
     target = f"the version pinned in the registry ({spec.pin})" if spec.pin else "the latest verified version"
 
-    @dg.asset(
+    @asset_step(
+        f"cache_{spec.name}",
         key=cache_key(spec), deps=[published_key(spec)], group_name=spec.name, code_version=CODE_VERSION,
         **labels(spec),
-        kinds={"parquet"}, automation_condition=REFRESH_ON_VERIFIED_PUBLISH,
-        description=f"Offline cache of `{spec.name}` ({spec.use}): {target}, pinned to its commit, in "
-                    f"`{spec.cache_dir}` under the data dir; keeps {keep} versions. Check: preflight (blocking).",
+        kinds={"parquet"}, automation_condition=refresh_condition(consumed="commit"),
+        description=f"Offline cache of {spec.name} ({spec.use}): {target}, pinned to its commit, in "
+                    f"{spec.cache_dir} under the data dir; keeps {keep} versions. Check: preflight (blocking).",
     )
     def _cache(context: dg.AssetExecutionContext, dsm_paths: DsmPaths, dsm_remotes: DsmRemotes) -> dg.MaterializeResult:
         with as_failure():
@@ -47,7 +43,7 @@ def build_cache_asset(*, spec: DatasetSpec, keep: int) -> dg.AssetsDefinition:
                          f"{result.tag} ({result.commit[:12]}) at {result.path}")
         return dg.MaterializeResult(data_version=dg.DataVersion(result.commit), metadata={
             "version": result.tag, "commit": result.commit, "path": dg.MetadataValue.path(str(result.path)),
-            "files": len(result.files), "bytes": result.bytes, "dagster/row_count": result.rows,
+            "files": len(result.files), "size": size(result.bytes), "dagster/row_count": result.rows,
             "refreshed": result.refreshed, "pruned": ", ".join(result.pruned) or "none",
         })
 
@@ -65,11 +61,11 @@ def _wanted(spec: DatasetSpec, dsm_paths: DsmPaths, remote) -> tuple[str, str]:
 
 
 def build_preflight_check(*, spec: DatasetSpec, registry: Registry) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=cache_key(spec), name="preflight", blocking=True,
+    @check_step(f"preflight_{spec.name}", dg.AssetCheckSpec(
+        "preflight", asset=cache_key(spec), blocking=True,
         description="The cache is complete (manifest, every file's size and sha256), holds the expected version "
                     "(registry pin, else the latest verified), and loads offline in a process with no network.",
-    )
+    ))
     def _preflight(dsm_paths: DsmPaths) -> dg.AssetCheckResult:
         state = preflight.preflight(spec, dsm_paths.data, deep=True)
         if not state.ready:

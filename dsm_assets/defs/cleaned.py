@@ -7,13 +7,15 @@ import dagster as dg
 
 from dsm_assets import cleaning, quality
 from dsm_assets.defs.failures import as_failure
-from dsm_assets.defs.presentation import labels
+from dsm_assets.defs.presentation import asset_step, check_step, labels, markdown_table, size
 from dsm_assets.defs.raw import raw_key
 from dsm_assets.defs.resources import DsmPaths
 from dsm_assets.publishing import CleanedRef
 from dsm_assets.registry import DatasetSpec
 
 CODE_VERSION = f"cleaned-{cleaning.CODE_VERSION}"
+# Preview cells are cut short so that every column fits the asset page's metadata panel.
+PREVIEW_CELL = 32
 
 
 def cleaned_key(spec: DatasetSpec) -> dg.AssetKey:
@@ -23,10 +25,11 @@ def cleaned_key(spec: DatasetSpec) -> dg.AssetKey:
 def build_cleaned_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
     rules = ", ".join(quality.check_names(spec))
 
-    @dg.asset(
+    @asset_step(
+        f"clean_{spec.name}",
         key=cleaned_key(spec), deps=[raw_key(spec)], group_name=spec.name, code_version=CODE_VERSION, **labels(spec),
         kinds={"parquet"},
-        description=f"Cleaned `{spec.name}` for: {spec.use}. Checks: {rules}.",
+        description=f"Cleaned {spec.name} for: {spec.use}. Checks: {rules}.",
     )
     def _cleaned(context: dg.AssetExecutionContext, dsm_paths: DsmPaths) -> dg.MaterializeResult:
         with as_failure():
@@ -34,22 +37,23 @@ def build_cleaned_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
         verb = "reused" if result.reused else "wrote"
         context.log.info(f"{spec.name}: {verb} {result.path.name}: {result.rows_in} rows in, "
                          f"{result.rows_out} out, dropped {result.dropped or 'none'}")
-        return dg.MaterializeResult(data_version=dg.DataVersion(result.version), metadata=_metadata(result))
+        return dg.MaterializeResult(data_version=dg.DataVersion(result.version), metadata=_metadata(spec, result))
 
     return _cleaned
 
 
-def _metadata(result: cleaning.CleanResult) -> dict[str, Any]:
-    columns = [dg.TableColumn(name, type_) for name, type_ in result.schema.items()]
+def _metadata(spec: DatasetSpec, result: cleaning.CleanResult) -> dict[str, Any]:
+    columns = [dg.TableColumn(name, type_, description=spec.column_docs.get(name))
+               for name, type_ in result.schema.items()]
     meta: dict[str, Any] = {
         "dagster/row_count": result.rows_out,
         "rows_in": result.rows_in,
         "rows_out": result.rows_out,
         "rows_dropped": result.rows_in - result.rows_out,
         "dagster/column_schema": dg.TableSchema(columns=columns),
-        "preview": dg.MetadataValue.md(markdown_table(result.preview, list(result.schema))),
+        "preview": dg.MetadataValue.md(markdown_table(result.preview, list(result.schema), max_cell=PREVIEW_CELL)),
         "path": dg.MetadataValue.path(str(result.path)),
-        "bytes": result.path.stat().st_size,
+        "size": size(result.path.stat().st_size),
         "content_hash": result.version,
         "raw_fingerprint": result.raw_fingerprint,
         "reused": result.reused,
@@ -58,23 +62,12 @@ def _metadata(result: cleaning.CleanResult) -> dict[str, Any]:
     return meta
 
 
-def markdown_table(rows: list[dict[str, Any]], columns: list[str], max_cell: int = 60) -> str:
-    def cell(value: Any) -> str:
-        text = "" if value is None else str(value)
-        text = text.replace("|", "\\|").replace("\n", " ")
-        return text if len(text) <= max_cell else text[: max_cell - 1] + "…"
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def build_cleaned_checks(*, spec: DatasetSpec) -> dg.AssetChecksDefinition:
     key = cleaned_key(spec)
     specs = [dg.AssetCheckSpec(name, asset=key, blocking=True, description=quality.DESCRIPTIONS[name])
              for name in quality.check_names(spec)]
 
-    @dg.multi_asset_check(specs=specs, name=f"{spec.name}__cleaned_checks", can_subset=True)
+    @check_step(f"check_{spec.name}_cleaned", *specs)
     def _checks(context: dg.AssetCheckExecutionContext):
         selected = {k.name for k in context.selected_asset_check_keys}
         cleaned = latest_cleaned(context.instance, spec)

@@ -1,4 +1,4 @@
-"""Which executor runs the steps: in-process/multiprocess by default, Celery workers when a broker is set.
+"""Which executor runs the steps: in-process by default, multiprocess on request, Celery workers when a broker is set.
 
 With DSM_CELERY_BROKER (a Redis URL) every step is a Celery task. Tasks are acknowledged late and
 rejected when their worker process dies, so the step goes back on the queue and another worker runs it.
@@ -18,10 +18,16 @@ def celery_config_source() -> dict:
             "broker_transport_options": {"visibility_timeout": timeout}}
 
 
-def executor_from_env() -> dg.ExecutorDefinition | None:
+def executor_from_env() -> dg.ExecutorDefinition:
+    """Celery with a broker; otherwise in-process, unless DSM_EXECUTOR=multiprocess.
+
+    In-process is the local default: each step of the multiprocess executor starts a Python process that
+    imports Dagster and this project (seconds each), which dominated small runs launched from the UI."""
     broker = os.environ.get("DSM_CELERY_BROKER")
     if not broker:
-        return None
+        if os.environ.get("DSM_EXECUTOR", "in_process") == "multiprocess":
+            return dg.multiprocess_executor
+        return dg.in_process_executor
     from dagster_celery import celery_executor  # only deployments with a broker need it
 
     backend = os.environ.get("DSM_CELERY_BACKEND") or broker

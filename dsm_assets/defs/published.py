@@ -7,7 +7,7 @@ from dsm_assets import publishing
 from dsm_assets.contenthash import hash_table
 from dsm_assets.defs.cleaned import cleaned_key, latest_cleaned
 from dsm_assets.defs.failures import as_failure
-from dsm_assets.defs.presentation import labels
+from dsm_assets.defs.presentation import asset_step, check_step, labels, location, size
 from dsm_assets.defs.resources import DsmPaths, DsmRemotes
 from dsm_assets.errors import DsmError
 from dsm_assets.registry import DatasetSpec
@@ -20,11 +20,12 @@ def published_key(spec: DatasetSpec) -> dg.AssetKey:
 
 
 def build_published_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
-    @dg.asset(
+    @asset_step(
+        f"publish_{spec.name}",
         key=published_key(spec), deps=[cleaned_key(spec)], group_name=spec.name, code_version=CODE_VERSION,
         **labels(spec),
         kinds={spec.remote.kind}, metadata={"remote": spec.remote.display()},
-        description=f"`{spec.name}` for: {spec.use}. Published as a version (v1.0, v1.1, …) to "
+        description=f"{spec.name} for: {spec.use}. Published as a version (v1.0, v1.1, …) to "
                     f"{spec.remote.display()}; unchanged content publishes nothing. Check: round_trip (blocking).",
     )
     def _published(context: dg.AssetExecutionContext, dsm_paths: DsmPaths,
@@ -43,7 +44,8 @@ def build_published_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
             metadata={
                 "version": outcome.tag,
                 "commit": outcome.commit,
-                "url": dg.MetadataValue.url(outcome.url),
+                "url": location(outcome.url),
+                "uploaded": size(outcome.bytes_uploaded),
                 "bytes_uploaded": outcome.bytes_uploaded,
                 "files": len(outcome.files),
                 "new_version": outcome.new,
@@ -56,11 +58,11 @@ def build_published_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
 
 
 def build_round_trip_check(*, spec: DatasetSpec) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=published_key(spec), name="round_trip", blocking=True,
+    @check_step(f"round_trip_{spec.name}", dg.AssetCheckSpec(
+        "round_trip", asset=published_key(spec), blocking=True,
         description="Loads the published version back at its pinned commit through the remote's normal read "
                     "path and compares row count and content hash with the cleaned data.",
-    )
+    ))
     def _round_trip(context: dg.AssetCheckExecutionContext, dsm_paths: DsmPaths,
                     dsm_remotes: DsmRemotes) -> dg.AssetCheckResult:
         event = context.instance.get_latest_materialization_event(published_key(spec))

@@ -11,9 +11,10 @@ import dagster as dg
 
 from dsm_assets import shards
 from dsm_assets.cache import read_manifest, version_dir
-from dsm_assets.defs.cache import REFRESH_ON_VERIFIED_PUBLISH, cache_key
+from dsm_assets.defs.automation import refresh_condition
+from dsm_assets.defs.cache import cache_key
 from dsm_assets.defs.failures import as_failure
-from dsm_assets.defs.presentation import labels
+from dsm_assets.defs.presentation import asset_step, check_step, labels, size
 from dsm_assets.defs.resources import DsmPaths, DsmRemotes
 from dsm_assets.registry import DatasetSpec
 
@@ -25,10 +26,11 @@ def shards_key(spec: DatasetSpec) -> dg.AssetKey:
 
 
 def build_shards_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
-    @dg.asset(
+    @asset_step(
+        f"shard_{spec.name}",
         key=shards_key(spec), deps=[cache_key(spec)], group_name=spec.name, code_version=CODE_VERSION, **labels(spec),
-        kinds={"webdataset"}, automation_condition=REFRESH_ON_VERIFIED_PUBLISH,
-        description=f"WebDataset tar shards of the cached `{spec.name}` ({spec.use}): {spec.shards.count} shard(s) "
+        kinds={"webdataset"}, automation_condition=refresh_condition(consumed="commit"),
+        description=f"WebDataset tar shards of the cached {spec.name} ({spec.use}): {spec.shards.count} shard(s) "
                     "and a manifest.json (shards, bytes, samples, hashes, source version and commit).",
     )
     def _shards(context: dg.AssetExecutionContext, dsm_paths: DsmPaths,
@@ -48,7 +50,7 @@ def build_shards_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
                          f"{m['total_samples']} samples, in {result.folder}")
         return dg.MaterializeResult(data_version=dg.DataVersion(result.manifest_hash), metadata={
             "version": m["version"], "commit": m["commit"], "shards": len(m["shards"]),
-            "dagster/row_count": m["total_samples"], "bytes": sum(s["bytes"] for s in m["shards"]),
+            "dagster/row_count": m["total_samples"], "size": size(sum(s["bytes"] for s in m["shards"])),
             "manifest": dg.MetadataValue.path(str(result.folder / shards.MANIFEST)),
             "manifest_hash": result.manifest_hash, "written": result.written, "fields": ", ".join(m["fields"]),
             "published": published_tag or ("already published" if spec.shards.publish else "not published"),
@@ -72,7 +74,7 @@ def build_shards_checks(*, spec: DatasetSpec) -> dg.AssetChecksDefinition:
     specs = [dg.AssetCheckSpec(name, asset=key, description=text, blocking=name != "estimated_size")
              for name, text in CHECKS.items()]
 
-    @dg.multi_asset_check(specs=specs, name=f"{spec.name}__shards_checks", can_subset=True)
+    @check_step(f"check_{spec.name}_shards", *specs)
     def _checks(context: dg.AssetCheckExecutionContext, dsm_paths: DsmPaths):
         selected = {k.name for k in context.selected_asset_check_keys}
         event = context.instance.get_latest_materialization_event(key)

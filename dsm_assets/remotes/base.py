@@ -41,6 +41,7 @@ class Remote(ABC):
         """Where a human finds the repo."""
 
     def version_url(self, tag: str) -> str:
+        """Where a human opens version `tag`: an https URL a browser opens, or a local path that exists."""
         return f"{self.url}@{tag}"
 
     @abstractmethod

@@ -36,6 +36,10 @@ class LocalRemote(Remote):
     def url(self) -> str:
         return self.root.as_uri()
 
+    def version_url(self, tag: str) -> str:
+        # Objects are content-addressed, so no folder per version exists: the repo folder is what opens.
+        return str(self.root)
+
     def tags(self) -> dict[str, str]:
         tag_dir = self.root / "refs" / "tags"
         if not tag_dir.is_dir():

@@ -40,11 +40,19 @@ class S3Remote(Remote):
         self.prefix = prefix.strip("/")
         config = Config(retries={"total_max_attempts": max_attempts, "mode": "standard"})  # tries, first included
         self.client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+        self.endpoint_url = endpoint_url
         self._manifest_cache: dict[str, dict] = {}  # tag → manifest; safe to keep, manifests are create-only
 
     @property
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
+
+    def version_url(self, tag: str) -> str:
+        """The version's manifest over https (path style on a custom endpoint, virtual-hosted on AWS)."""
+        key = self._key("versions", f"{tag}.json")
+        if self.endpoint_url:
+            return f"{self.endpoint_url.rstrip('/')}/{self.bucket}/{key}"
+        return f"https://{self.bucket}.s3.amazonaws.com/{key}"
 
     def _key(self, *parts: str) -> str:
         return "/".join([self.prefix, *parts])
