@@ -60,7 +60,9 @@ Where to look:
   offline caches {display_path(data / 'cache')}/<dataset>/current/   check them: dsm preflight [--deep]
   shards         {display_path(outputs / 'shards')}/<dataset>/<version>/  (WebDataset tars + manifest.json)
   Dagster home   {display_path(home)}
-  UI             make dev   → open http://127.0.0.1:3000 (Assets → a dataset group → Lineage)
+  UI             make dev   → open http://127.0.0.1:3000 (Catalog → a dataset group → Lineage)
+  new raw data   edit data/raw/<dataset>/…, then Jobs → publish_new_data → Materialize all;
+                 the automation (on by default) refreshes cache, shards and models/<m>
   registry       dsm registry   (.venv/bin/dsm, or activate the venv)""")
     return 0
 
