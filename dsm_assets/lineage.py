@@ -43,6 +43,13 @@ def read_lineage(outputs_dir: Path, name: str, version: str | None = None) -> di
     return json.loads((models_dir(outputs_dir, name) / version / LINEAGE).read_text())
 
 
+def _where(address: str | None) -> str:
+    """A remote's address as a person reads it: URLs as they are, local paths relative to here."""
+    if not address or "://" in address:
+        return address or "-"
+    return display_path(Path(address))
+
+
 def chain(lineage: dict[str, Any], cache_dir: Path) -> list[dict[str, Any]]:
     """The lineage as rows, model first, raw last, each marked with whether it is still on disk."""
     d = lineage["dataset"]
@@ -58,7 +65,7 @@ def chain(lineage: dict[str, Any], cache_dir: Path) -> list[dict[str, Any]]:
         {"step": "cache", "what": display_path(cached),
          "detail": "cached" if cached.is_dir() else "NOT CACHED any more", "present": cached.is_dir()},
         {"step": "published", "what": f"{d['name']} {d['version']}",
-         "detail": f"commit {d['commit']} at {d.get('remote_url', '-')}"},
+         "detail": f"commit {d['commit']} at {_where(d.get('remote_url'))}"},
         {"step": "cleaned", "what": f"content hash {d['content_hash']}", "detail": ""},
         {"step": "raw", "what": f"fingerprint {d.get('raw_fingerprint') or 'unknown'}", "detail": ""},
     ]

@@ -21,7 +21,7 @@ def test_trains_a_real_model_and_records_its_lineage(data_dir, shipped, tmp_path
     spec, sharded = shard_text_reviews(data_dir, shipped, outputs)
     model = shipped.model("sentiment")
     result = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs,
-                         upstream={"remote_url": "file:///r", "raw_fingerprint": "abc"}, run_id="run-1")
+                         upstream={"remote_url": "/r", "raw_fingerprint": "abc"}, run_id="run-1")
     assert result.trained and result.metrics["accuracy"] >= model.threshold
     assert result.metrics["train_samples"] + result.metrics["test_samples"] == sharded.manifest["total_samples"]
     lineage = json.loads((result.folder / LINEAGE).read_text())

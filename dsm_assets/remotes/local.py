@@ -34,11 +34,11 @@ class LocalRemote(Remote):
 
     @property
     def url(self) -> str:
-        return self.root.as_uri()
+        return str(self.root)  # a path a file manager opens (a file:// URL is refused by browsers)
 
     def version_url(self, tag: str) -> str:
         # Objects are content-addressed, so no folder per version exists: the repo folder is what opens.
-        return str(self.root)
+        return self.url
 
     def tags(self) -> dict[str, str]:
         tag_dir = self.root / "refs" / "tags"
