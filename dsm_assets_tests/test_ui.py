@@ -56,9 +56,9 @@ def graphql(url: str, query: str, variables: dict | None = None) -> dict:
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
     """As a new user: `make demo` (python -m dsm_assets.demo), then `make dev` (the seeded home, `dagster dev` on
-    a free loopback port). Yields the UI's URL and the data dir."""
+    a free loopback port). Yields the UI's URL, the data dir and the `dagster dev` log."""
     root = tmp_path_factory.mktemp("ui")
     env = {**os.environ, "DAGSTER_HOME": str(root / "dagster_home"), "DSM_DATA_DIR": str(root / "data"),
            "DSM_OUTPUTS_DIR": str(root / "outputs"), "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded"}
@@ -88,7 +88,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"dagster dev did not come up: {log_path.read_text()[-2000:]}")
             time.sleep(1)
-        yield url, root / "data"
+        yield url, root / "data", log_path
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -148,8 +148,8 @@ def browser(p):
     return b, page
 
 
-def test_a_user_materialises_a_dataset_from_the_ui(ui: tuple[str, Path]) -> None:
-    url, _ = ui
+def test_a_user_materialises_a_dataset_from_the_ui(ui: tuple[str, Path, Path]) -> None:
+    url, _, _ = ui
     ensure_chromium()
     from playwright.sync_api import expect, sync_playwright
 
@@ -183,10 +183,10 @@ def test_a_user_materialises_a_dataset_from_the_ui(ui: tuple[str, Path]) -> None
         b.close()
 
 
-def test_new_raw_data_becomes_a_new_version_and_a_retrained_model_by_itself(ui: tuple[str, Path]) -> None:
+def test_new_raw_data_becomes_a_new_version_and_a_retrained_model_by_itself(ui: tuple[str, Path, Path]) -> None:
     """Edit a raw file; the raw_files sensor observes it; one click on the publish_new_data job publishes v1.1;
     the automation (running from the start, nobody toggled it) refreshes cache, shards and the model."""
-    url, data = ui
+    url, data, log = ui
     ensure_chromium()
     from playwright.sync_api import expect, sync_playwright
 
@@ -237,6 +237,8 @@ def test_new_raw_data_becomes_a_new_version_and_a_retrained_model_by_itself(ui: 
         page.goto(f"{url}/runs", wait_until="networkidle")
         page.screenshot(path=ARTIFACTS / "10-runs.png")
         b.close()
+    warnings = [line for line in log.read_text().splitlines() if "Warning" in line]
+    assert warnings == [], warnings  # `make dev` starts, runs and automates without avoidable warnings
     names = sorted(p.name for p in ARTIFACTS.glob("*.png"))
     assert names == sorted(f"{i}-{n}.png" for i, n in enumerate(
         ["asset-graph", "launched", "run", "published", "checks", "automation-running", "raw-observed",

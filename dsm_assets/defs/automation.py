@@ -52,9 +52,11 @@ class BehindParent(dg.AutomationCondition):
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         instance = context.asset_graph_view.instance
         graph = context.asset_graph
-        behind = any(behind_reason(instance, context.key, parent, self.consumed, graph.get(parent).check_keys)
-                     for parent in graph.get(context.key).parent_keys)
-        subset = context.candidate_subset if behind else context.get_empty_subset()
+        reasons = [behind_reason(instance, context.key, parent, self.consumed, graph.get(parent).check_keys)
+                   for parent in graph.get(context.key).parent_keys]
+        for reason in filter(None, reasons):
+            context.log.info(f"behind: {reason}")
+        subset = context.candidate_subset if any(reasons) else context.get_empty_subset()
         return dg.AutomationResult(context=context, true_subset=subset)
 
 

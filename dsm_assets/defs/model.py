@@ -23,8 +23,6 @@ from dsm_assets.shards import MANIFEST
 
 # One word for the group and the key prefix: models/<name> in the `models` group.
 GROUP = "models"
-
-
 # Hops from a model back to its raw files: raw, cleaned, published, cache, shards.
 LINEAGE_DEPTH = 5
 
