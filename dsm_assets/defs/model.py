@@ -92,7 +92,7 @@ def lineage_metadata(result: training.ModelResult, cache_dir: Path) -> dict[str,
         "raw_fingerprint": d.get("raw_fingerprint") or "unknown",
         "training_run": dg.MetadataValue.dagster_run(run_id) if run_id else "-",
         "code_version": lineage["code_version"],
-        "lineage": dg.MetadataValue.md(markdown_table(rows, ["step", "what"], max_cell=120)),
+        "lineage": dg.MetadataValue.md(markdown_table(rows, ["step", "what"], max_cell=None)),  # every hash whole
         # the Lineage tab opens on the nearest neighbours; this opens the whole chain back to raw
         "lineage_graph": dg.MetadataValue.url(f"/assets/{key.to_user_string()}?view=lineage&lineageScope=upstream"
                                               f"&lineageDepth={LINEAGE_DEPTH}"),

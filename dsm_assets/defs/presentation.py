@@ -34,12 +34,12 @@ def size(n: int) -> dg.MetadataValue:
     return dg.MetadataValue.text(f"{value:.1f} {unit} ({n:,} bytes)")
 
 
-def markdown_table(rows: list[dict[str, Any]], columns: list[str], max_cell: int = 60) -> str:
-    """A markdown table; cells are cut at `max_cell` characters so the UI's table stays readable."""
+def markdown_table(rows: list[dict[str, Any]], columns: list[str], max_cell: int | None = 60) -> str:
+    """A markdown table; cells are cut at `max_cell` characters (None: never) so the UI's table stays readable."""
     def cell(value: Any) -> str:
         text = "" if value is None else str(value)
         text = text.replace("|", "\\|").replace("\n", " ")
-        return text if len(text) <= max_cell else text[: max_cell - 1] + "…"
+        return text if max_cell is None or len(text) <= max_cell else text[: max_cell - 1] + "…"
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
