@@ -8,10 +8,11 @@ reading the raw files again."""
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from dsm_assets import atomic
+from dsm_assets import atomic, seals
 from dsm_assets.arrow_types import type_name
 from dsm_assets.contenthash import HASH_VERSION, TableHasher
 from dsm_assets.errors import SourceError
 from dsm_assets.fingerprint import fingerprint_files
 from dsm_assets.registry import Cleaning, DatasetSpec
 from dsm_assets.sources import RawBatch, read_source, resolve_files
+
+log = logging.getLogger(__name__)
 
 CODE_VERSION = "3"  # 2: the stats sidecar keeps the schema in column order; 3: composite dedupe keys cannot collide
 PREVIEW_ROWS = 5
@@ -49,12 +52,15 @@ class CleanResult:
     preview: list[dict[str, Any]]
     raw_fingerprint: str
     reused: bool = False  # True when nothing was written because the inputs were unchanged
+    seal: dict[str, Any] = field(default_factory=dict)  # the parquet's size, mtime and xxh3 when written
+    repaired: str | None = None  # why a file on disk was not reused but rebuilt (one line), if it was not
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["path"] = self.path.name
         out["schema"] = list(self.schema.items())  # pairs: the JSON is written with sorted keys, order matters
         out.pop("reused")
+        out.pop("repaired")
         return out
 
 
@@ -87,7 +93,7 @@ def _clean(spec: DatasetSpec, data_dir: Path, block_size: int) -> CleanResult:
         "\n".join([fingerprint.digest, json.dumps(_rules(spec), sort_keys=True), CODE_VERSION, HASH_VERSION]).encode()
     ).hexdigest()
     index = out_dir / "inputs" / f"{input_key}.json"
-    previous = _reuse(out_dir, index)
+    previous, repaired = _reuse(out_dir, index)
     if previous is not None:
         return previous
     atomic.remove_stale_temps(out_dir)
@@ -117,13 +123,15 @@ def _clean(spec: DatasetSpec, data_dir: Path, block_size: int) -> CleanResult:
                               f"{', '.join(str(f.relative_to(data_dir)) for f in files)}")
         version = hasher.hexdigest()
         target = out_dir / f"{version}.parquet"
-        if not target.exists():  # same content already on disk: keep that file, drop the temp
+        kept = _sealed(out_dir, version) if target.exists() else None
+        if kept is None or seals.broken(target, kept):  # else the same content is on disk intact: keep it
             atomic.commit(tmp, target)
+            kept = seals.seal(target)
     result = CleanResult(
         version=version, path=target, rows_in=rows_in, rows_out=hasher.rows,
         dropped={k: v for k, v in sorted(rules.dropped.items()) if v},
         schema={f.name: type_name(f.type) for f in schema}, preview=_jsonable(preview),
-        raw_fingerprint=fingerprint.digest,
+        raw_fingerprint=fingerprint.digest, seal=kept, repaired=repaired,
     )
     atomic.write_json(out_dir / f"{version}.json", result.to_json())
     atomic.write_json(index, {"version": version})  # written last: a crash before it just re-cleans
@@ -149,17 +157,28 @@ def _batches(raws: Iterator[RawBatch], names: list[str], block_size: int) -> Ite
         yield pa.concat_batches(parts), invalid_utf8
 
 
-def _reuse(out_dir: Path, index: Path) -> CleanResult | None:
+def _reuse(out_dir: Path, index: Path) -> tuple[CleanResult | None, str | None]:
+    """The result recorded for these inputs, if its parquet is still intact; else (None, why not)."""
     try:
         version = json.loads(index.read_text())["version"]
         stats = json.loads((out_dir / f"{version}.json").read_text())
-    except (OSError, ValueError, KeyError):
+        path = out_dir / stats.pop("path")
+        stats["schema"] = dict(stats["schema"])
+        result = CleanResult(path=path, reused=True, **stats)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None  # no usable record: clean as if for the first time
+    problem = seals.broken(path, result.seal)
+    if problem:
+        log.warning("%s; cleaning again", problem)
+        return None, problem
+    return result, None
+
+
+def _sealed(out_dir: Path, version: str) -> dict[str, Any] | None:
+    try:
+        return json.loads((out_dir / f"{version}.json").read_text()).get("seal")
+    except (OSError, ValueError, AttributeError):
         return None
-    path = out_dir / stats.pop("path")
-    if not path.exists():
-        return None
-    stats["schema"] = dict(stats["schema"])
-    return CleanResult(path=path, reused=True, **stats)
 
 
 def _jsonable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

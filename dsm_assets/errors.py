@@ -40,3 +40,7 @@ class ConcurrentPublishError(RemoteError):
 
 class CacheError(DsmError, RuntimeError):
     """The offline cache is missing, stale, corrupt or cannot be written. Says what to run."""
+
+
+class StateError(DsmError, ValueError):
+    """One of our own state files (a verified record, a lineage.json, …) is unreadable or malformed."""

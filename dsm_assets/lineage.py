@@ -4,12 +4,12 @@ checked against what is on disk now. Core only: no dagster import, so `dsm linea
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from dsm_assets.errors import DsmError
+from dsm_assets.errors import DsmError, StateError
 from dsm_assets.registry import display_path
+from dsm_assets.state import read_state, shape_problem
 from dsm_assets.versioning import folder_name
 
 LINEAGE = "lineage.json"
@@ -40,7 +40,23 @@ def read_lineage(outputs_dir: Path, name: str, version: str | None = None) -> di
         version = latest.resolve().name if latest.exists() else versions[-1]
     if version not in versions:
         raise LineageError(f"model '{name}' has no version '{version}' (trained: {', '.join(versions)})")
-    return json.loads((models_dir(outputs_dir, name) / version / LINEAGE).read_text())
+    return read_lineage_file(models_dir(outputs_dir, name) / version / LINEAGE, name)
+
+
+LINEAGE_FIELDS = {"model": str, "model_version": str, "metrics": dict, "dataset": dict}
+DATASET_FIELDS = {"name": str, "version": str, "commit": str, "content_hash": str, "shards": dict}
+SHARDS_FIELDS = {"folder": str, "manifest_hash": str, "count": int, "samples": int}
+
+
+def read_lineage_file(path: Path, name: str) -> dict[str, Any] | None:
+    """A lineage.json, shape-checked (None if absent); a corrupt one is one StateError line."""
+    remedy = f"delete its folder and materialise models/{name} to train that version again"
+    lineage = read_state(path, LINEAGE_FIELDS, what="model lineage", remedy=remedy)
+    problem = lineage and (shape_problem(lineage["dataset"], DATASET_FIELDS)
+                           or shape_problem(lineage["dataset"]["shards"], SHARDS_FIELDS))
+    if problem:
+        raise StateError(f"{path}: the model lineage is malformed (dataset: {problem}); {remedy}")
+    return lineage
 
 
 def _where(address: str | None) -> str:

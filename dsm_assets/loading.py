@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dsm_assets import paths
-from dsm_assets.cache import cache_root, verify_folder
+from dsm_assets.cache import cache_root, read_manifest, verify_folder
 from dsm_assets.errors import CacheError
 from dsm_assets.preflight import preflight
 from dsm_assets.registry import Registry, load_registry
@@ -38,15 +38,36 @@ def load(name: str, version: str | None = None, *, data_dir: Path | None = None,
             raise CacheError(f"{name}: cache is {state.status}: {state.reason}. Run `dsm preflight {name}`")
         folder = (cache_root(spec, data_dir) / "current").resolve()
     else:
-        matches = sorted((cache_root(spec, data_dir) / "versions").glob(f"{version}-*"))
-        if not matches:
-            raise CacheError(f"{name}: version {version} is not in the cache; run `dsm preflight {name}` to see "
-                             "what is cached")
-        folder = matches[-1]
+        folder = _cached_version(name, cache_root(spec, data_dir), version)
         problem = verify_folder(folder, deep=False)
         if problem:
             raise CacheError(f"{name} {version}: {problem}. Run `dsm preflight {name}`")
-    table = pa.concat_tables(pq.read_table(p, memory_map=True) for p in sorted((folder / "data").glob("*.parquet")))
+    table = _read(name, folder)
     import datasets  # imported on use: heavy, and only the training side needs it
 
     return datasets.Dataset(datasets.table.InMemoryTable(table), split=datasets.Split.TRAIN)
+
+
+def _read(name: str, folder: Path) -> pa.Table:
+    parts = sorted((folder / "data").glob("*.parquet"))
+    try:
+        return pa.concat_tables(pq.read_table(p, memory_map=True) for p in parts)
+    except (OSError, pa.ArrowException) as exc:
+        raise CacheError(f"{name}: a cached file in {folder / 'data'} is unreadable ({exc}); run "
+                         f"`dsm preflight --deep {name}`, then re-materialise {name}/cache") from None
+
+
+def _cached_version(name: str, root: Path, version: str) -> Path:
+    """The cache folder holding exactly `version`, by what each folder's manifest says (the argument is never
+    used as a path or a pattern)."""
+    cached = {}
+    folders = sorted((root / "versions").iterdir()) if (root / "versions").is_dir() else []
+    for folder in folders:
+        try:
+            cached[read_manifest(folder)["version"]] = folder
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # incomplete or corrupt: not a version one can load
+    if version not in cached:
+        raise CacheError(f"{name}: version {version!r} is not in the cache (cached: {', '.join(cached) or 'none'}); "
+                         f"run `dsm preflight {name}` to see what is cached")
+    return cached[version]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dsm_assets.cache import cache_root, read_manifest, verify_folder
+from dsm_assets.errors import StateError
 from dsm_assets.publishing import read_verified
 from dsm_assets.registry import DatasetSpec, display_path
 
@@ -57,7 +58,10 @@ def preflight(spec: DatasetSpec, data_dir: Path, *, deep: bool = False) -> Prefl
     manifest = read_manifest(folder)
     tag, commit = manifest["version"], manifest["commit"]
     result = Preflight(spec.name, tag, commit, display_path(folder), "ready", "")
-    expected = _expected(spec, data_dir)
+    try:
+        expected = _expected(spec, data_dir)
+    except StateError as exc:  # which version is current is unknown: never call the cache ready then
+        return Preflight(spec.name, tag, commit, display_path(folder), "corrupt", str(exc))
     if expected is None:
         return result
     want_tag, want_commit = expected

@@ -17,6 +17,7 @@ from typing import Any
 from dsm_assets import atomic, versioning
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.remotes.base import Remote
+from dsm_assets.state import read_state
 
 DATA_PATH = "data/train-00000-of-00001.parquet"
 INFO_PATH = "dsm.json"
@@ -145,8 +146,14 @@ def record_verified(data_dir: Path, name: str, *, tag: str, commit: str, url: st
                                                       "verified_at": datetime.now(UTC).isoformat(timespec="seconds")})
 
 
+VERIFIED_FIELDS = {"dataset": str, "tag": str, "commit": str}
+
+
 def read_verified(data_dir: Path, name: str) -> dict[str, Any] | None:
-    return _read_json(verified_path(data_dir, name))
+    """The latest verified version's record, None before the first passing round_trip. A corrupt record is
+    a StateError: guessing would let preflight call a stale cache ready."""
+    return read_state(verified_path(data_dir, name), VERIFIED_FIELDS, what="verified-version record",
+                      remedy=f"delete it and run the {name}/published round_trip check again")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

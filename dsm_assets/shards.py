@@ -16,6 +16,7 @@ out is reused rather than rewritten."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tarfile
 import warnings
@@ -28,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-from dsm_assets import atomic
+from dsm_assets import atomic, seals
 from dsm_assets.cache import read_manifest
 from dsm_assets.errors import DsmError
 from dsm_assets.fingerprint import hash_file
@@ -36,6 +37,8 @@ from dsm_assets.registry import DatasetSpec
 from dsm_assets.versioning import folder_name
 
 MANIFEST = "manifest.json"
+SEALS = ".seals.json"  # each shard's mtime when last verified (not part of the manifest: no data version)
+log = logging.getLogger(__name__)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BATCH_ROWS = 4096
 
@@ -50,6 +53,7 @@ class ShardsResult:
     manifest: dict[str, Any]
     manifest_hash: str
     written: bool  # False: the existing shards were complete and reused
+    repaired: str | None = None  # why existing shards were rewritten instead of reused (one line)
 
 
 def shards_dir(outputs_dir: Path, spec: DatasetSpec, tag: str, commit: str) -> Path:
@@ -70,7 +74,7 @@ def write_shards(spec: DatasetSpec, cache_folder: Path, outputs_dir: Path) -> Sh
 
 def _write_all(spec: DatasetSpec, cache_folder: Path, folder: Path, source: dict[str, Any]) -> ShardsResult:
     atomic.remove_stale_temps(folder)
-    existing = _reusable(folder)
+    existing, problem = _reusable(folder)
     if existing is not None:
         return ShardsResult(folder, existing, manifest_hash(existing), written=False)
     table = pq.read_table(cache_folder / "data")
@@ -82,15 +86,45 @@ def _write_all(spec: DatasetSpec, cache_folder: Path, folder: Path, source: dict
                 "content_hash": source["content_hash"], "total_samples": table.num_rows,
                 "fields": _fields(spec, table.schema), "shards": shards, "hash": "xxh3_128"}
     atomic.write_json(folder / MANIFEST, manifest)
-    return ShardsResult(folder, manifest, manifest_hash(manifest), written=True)
+    _write_seals(folder, manifest)
+    return ShardsResult(folder, manifest, manifest_hash(manifest), written=True, repaired=problem)
 
 
-def _reusable(folder: Path) -> dict[str, Any] | None:
+def _reusable(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The manifest of shards already in `folder` when every shard still matches it (a shard whose stat
+    changed since it was written is re-hashed); else (None, the first problem, if there were shards)."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
+        shards = manifest["shards"]
+        mtimes = _read_seals(folder)
+        problems = [seals.broken(folder / s["name"], {"size": s["bytes"], "mtime_ns": mtimes.get(s["name"]),
+                                                      "xxh3_128": s["xxh3_128"]}) for s in shards]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+    problems = [p for p in problems if p] + verify_shards(folder, manifest, deep=False)
+    if problems:
+        log.warning("%s; writing the shards again", problems[0])
+        return None, problems[0]
+    if _mtimes(folder, manifest) != mtimes:  # shards re-hashed and found intact: trust their stat next time
+        _write_seals(folder, manifest)
+    return manifest, None
+
+
+def _read_seals(folder: Path) -> dict[str, int]:
+    try:
+        found = json.loads((folder / SEALS).read_text())
     except (OSError, ValueError):
-        return None
-    return manifest if not verify_shards(folder, manifest, deep=False) else None
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _mtimes(folder: Path, manifest: dict[str, Any]) -> dict[str, int]:
+    return {s["name"]: (folder / s["name"]).stat().st_mtime_ns for s in manifest["shards"]}
+
+
+def _write_seals(folder: Path, manifest: dict[str, Any]) -> None:
+    """Each shard's mtime as verified now: a shard whose stat is unchanged need not be re-hashed to reuse."""
+    atomic.write_json(folder / SEALS, _mtimes(folder, manifest))
 
 
 def _fields(spec: DatasetSpec, schema: pa.Schema) -> list[str]:

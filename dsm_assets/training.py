@@ -10,6 +10,7 @@ one beside the old. The held-out split is chosen by a hash of each sample's key:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -21,9 +22,12 @@ from typing import Any
 import xxhash
 
 from dsm_assets import __version__, atomic
-from dsm_assets.lineage import LINEAGE, models_dir
+from dsm_assets.errors import StateError
+from dsm_assets.lineage import LINEAGE, models_dir, read_lineage_file
 from dsm_assets.registry import DatasetSpec, ModelSpec
 from dsm_assets.shards import MANIFEST, manifest_hash, webdataset_pipeline
+
+log = logging.getLogger(__name__)
 
 CODE_VERSION = "tfidf-logreg-1"
 HELD_OUT_PERCENT = 20
@@ -59,8 +63,15 @@ def _train(model: ModelSpec, dataset: DatasetSpec, manifest: dict[str, Any], ver
            shards_folder: Path, upstream: dict[str, Any], run_id: str | None) -> ModelResult:
     atomic.remove_stale_temps(root)
     folder = root / version
-    if (folder / LINEAGE).exists():
-        lineage = json.loads((folder / LINEAGE).read_text())
+    try:
+        lineage = read_lineage_file(folder / LINEAGE, model.name)
+    except StateError as exc:  # not reused: set aside and trained again (the next run repairs it)
+        log.warning("%s; training this version again", exc)
+        aside = root / f"{atomic.TEMP_PREFIX}corrupt-{secrets.token_hex(4)}"
+        os.rename(folder, aside)  # out of the way at once; a crash before the rmtree leaves only a temp
+        shutil.rmtree(aside)
+        lineage = None
+    if lineage is not None:
         _point_latest(root, folder)
         return ModelResult(model.name, version, folder, lineage["metrics"], lineage, trained=False)
     texts, labels, held_out = _samples(shards_folder)

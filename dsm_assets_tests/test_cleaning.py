@@ -149,3 +149,30 @@ def test_key_hashes_keep_float_bits_and_nulls_apart():
     hi, lo = _key_hashes(pa.array([0.0, -0.0, None, 0.0]))
     pairs = list(zip(hi.tolist(), lo.tolist(), strict=True))
     assert pairs[0] == pairs[3] != pairs[1] and pairs[2] == (0, 0) and len({pairs[0], pairs[1], pairs[2]}) == 3
+
+
+def flip_byte(path, offset: int = -100) -> None:
+    """Flip one bit in place (same size; mtime changes as it would on a real disk error being written)."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def test_a_corrupted_cleaned_parquet_is_rebuilt_not_reused(data_dir, shipped):
+    spec = shipped.get("text_reviews")
+    first = clean_dataset(spec, data_dir)
+    flip_byte(first.path, len(first.path.read_bytes()) // 2)
+    again = clean_dataset(spec, data_dir)
+    assert not again.reused and again.repaired and str(first.path) in again.repaired
+    assert again.version == first.version and pq.read_table(again.path).num_rows == first.rows_out
+    third = clean_dataset(spec, data_dir)
+    assert third.reused and third.repaired is None
+
+
+def test_a_same_size_corruption_of_a_touched_file_is_caught_by_its_hash(data_dir, shipped):
+    spec = shipped.get("chords")
+    first = clean_dataset(spec, data_dir)
+    st = first.path.stat()
+    flip_byte(first.path)
+    os.utime(first.path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # a touched file is re-hashed
+    assert not clean_dataset(spec, data_dir).reused

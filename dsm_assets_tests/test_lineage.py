@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,21 @@ def test_chain_is_built_from_the_lineage_file(trained, data_dir, shipped):
     _, cached, result = trained
     rows = chain(result.lineage, cached.path.parent.parent)
     assert rows[2]["present"] and rows[3]["what"] == "text_reviews v1.0"
+
+
+@pytest.mark.parametrize("garbage", [b"garbage{", b"[]", b"{}", b"\xff\x00{", b'{"model": "s", "model_version": "v",'
+                                     b' "metrics": {}, "dataset": {"name": "t"}}'])
+def test_a_bad_lineage_json_is_one_line_in_dsm_lineage_and_retrained_by_the_next_run(trained, shipped, capsys,
+                                                                                    garbage):
+    _, _, result = trained
+    lineage = result.folder / "lineage.json"
+    lineage.write_bytes(garbage)
+    assert main(["lineage", "sentiment"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(lineage) in err and "materialise models/sentiment" in err
+    spec = shipped.get("text_reviews")
+    again = train_model(shipped.model("sentiment"), spec, shards_folder=Path(result.lineage["dataset"]["shards"]
+                                                                             ["folder"]),
+                        outputs_dir=result.folder.parent.parent.parent, upstream={}, run_id="r2")
+    assert again.trained and again.version == result.version  # repaired: the same version, trained again
+    assert main(["lineage", "sentiment"]) == 0

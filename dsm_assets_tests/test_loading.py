@@ -29,7 +29,8 @@ def test_load_an_older_cached_version(data_dir, shipped):
     cache_latest(publish_and_verify(spec, data_dir), data_dir)
     old, new = dsm_assets.load("chords", "v1.0"), dsm_assets.load("chords")
     assert old["tempo"][0] != new["tempo"][0]
-    with pytest.raises(CacheError, match=r"chords: version v0\.9 is not in the cache; run `dsm preflight chords`"):
+    with pytest.raises(CacheError, match=r"chords: version 'v0\.9' is not in the cache \(cached: v1\.0, v1\.1\); "
+                                         r"run `dsm preflight chords`"):
         dsm_assets.load("chords", "v0.9")
 
 
@@ -52,3 +53,30 @@ def test_load_works_with_no_network_even_without_offline_env(data_dir, shipped):
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.split()[-1]) > 0
+
+
+def test_load_takes_only_a_version_the_cache_lists(data_dir, shipped, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cache_latest(publish_and_verify(shipped.get("chords"), data_dir), data_dir)
+    planted = tmp_path / "outside" / "x-1" / "data"  # a parquet planted outside the cache
+    planted.mkdir(parents=True)
+    pq.write_table(pa.table({"id": [1]}), planted / "train.parquet")
+    (planted.parent / "cache_manifest.json").write_text('{"version": "x", "files": {}}')
+    for bad in ("../../../../outside/x", "*", "v1", "v1.0-*", "v1.0/../v1.0"):
+        with pytest.raises(CacheError, match=r"is not in the cache \(cached: v1\.0\)"):
+            dsm_assets.load("chords", bad)
+    assert dsm_assets.load("chords", "v1.0").num_rows > 0
+
+
+def test_a_corrupt_cached_file_is_a_cache_error_naming_preflight(data_dir, shipped):
+    p = publish_and_verify(shipped.get("chords"), data_dir)
+    folder = cache_latest(p, data_dir).path
+    [data] = sorted((folder / "data").glob("*.parquet"))
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2: len(raw) // 2 + 64] = bytes(64)  # same size, so only a deep check would see it
+    data.write_bytes(bytes(raw))
+    with pytest.raises(CacheError, match=r"chords: .*dsm preflight --deep chords") as info:
+        dsm_assets.load("chords")
+    assert "\n" not in str(info.value)

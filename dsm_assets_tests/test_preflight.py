@@ -120,3 +120,20 @@ def test_preflight_imports_neither_dagster_nor_hub_clients_nor_pyarrow(cached):
 def test_offline_probe_loads_with_no_network(cached, data_dir, shipped):
     ok, how = offline_probe(shipped.get("chords"), data_dir, DEFAULT_REGISTRY)
     assert ok and how.startswith(f"loaded {cached['chords'].rows} rows offline")
+
+
+@pytest.mark.parametrize("garbage", [b"garbage{", b"[]", b"{}", b'"x"', b"\xff\xfe", b'{"dataset": "chords"}'])
+def test_a_corrupt_verified_record_is_never_ready_and_never_a_traceback(cached, data_dir, shipped, capsys, garbage):
+    from dsm_assets import load
+    from dsm_assets.errors import CacheError
+    from dsm_assets.publishing import verified_path
+
+    record = verified_path(data_dir, "chords")
+    record.write_bytes(garbage)
+    state = preflight(shipped.get("chords"), data_dir)
+    assert state.status == "corrupt" and str(record) in state.reason and "round_trip" in state.reason
+    assert main(["preflight", "chords"]) == 1
+    err = capsys.readouterr().err
+    assert "chords: corrupt:" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(CacheError, match="dsm preflight chords"):
+        load("chords", data_dir=data_dir, registry=shipped)

@@ -54,8 +54,11 @@ def test_round_trip_mismatch_fails_naming_the_difference_and_blocks_downstream(s
         second = run(defs, instance)
         check = round_trip(second)
         assert not check.passed
-        assert check.description.startswith(f"rows: remote {table.num_rows - 1} vs cleaned {table.num_rows}; "
-                                            "content hash: remote ")
+        # the local remote checks each object against its sha256 address before reading it: one line naming
+        # the object, expected and actual hash (before: a row and content-hash mismatch, or a raw OSError)
+        assert check.description.startswith(f"could not read {commit[:12]} back: {obj}: {DATA_PATH} at "
+                                            f"{commit[:12]} is corrupt: sha256 ")
+        assert f"expected {obj.name}" in check.description and "\n" not in check.description
         assert len(instance.fetch_materializations(probe_key, limit=10).records) == probe_runs_before
 
 

@@ -10,7 +10,7 @@ import pytest
 import webdataset as wds
 
 from dsm_assets.defs.shards import evaluate
-from dsm_assets.shards import MANIFEST, ShardError, shard_urls, webdataset_pipeline, write_shards
+from dsm_assets.shards import MANIFEST, ShardError, shard_urls, verify_shards, webdataset_pipeline, write_shards
 
 from .caching import cache_latest, publish_and_verify
 
@@ -212,3 +212,20 @@ def test_shards_published_next_to_the_parquet(kind, shipped, data_dir, tmp_path,
     first = sharded.manifest["shards"][0]["name"]
     assert remote.read_file(tags["v1.0-shards"], f"shards/{first}") == (sharded.folder / first).read_bytes()
     assert publish_shards(remote, sharded.folder, sharded.manifest, cached.path) is None  # already there
+
+
+def test_a_corrupted_shard_is_rewritten_not_reused(tmp_path, shipped, data_dir):
+    spec = shipped.get("text_reviews")
+    cached = cache_latest(publish_and_verify(spec, data_dir), data_dir)
+    outputs = tmp_path / "outputs"
+    first = write_shards(spec, cached.path, outputs)
+    shard = first.folder / first.manifest["shards"][1]["name"]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same size: the old reuse test compared sizes only
+    shard.write_bytes(bytes(data))
+    again = write_shards(spec, cached.path, outputs)
+    assert again.written and again.repaired and shard.name in again.repaired
+    assert verify_shards(again.folder, again.manifest, deep=True) == []
+    assert again.manifest_hash == first.manifest_hash  # the same data gives the same shards
+    third = write_shards(spec, cached.path, outputs)
+    assert not third.written and third.repaired is None

@@ -34,6 +34,8 @@ def build_cleaned_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
     def _cleaned(context: dg.AssetExecutionContext, dsm_paths: DsmPaths) -> dg.MaterializeResult:
         with as_failure():
             result = cleaning.clean_dataset(spec, dsm_paths.data)
+        if result.repaired:
+            context.log.warning(f"{spec.name}: not reused, rebuilt: {result.repaired}")
         verb = "reused" if result.reused else "wrote"
         context.log.info(f"{spec.name}: {verb} {result.path.name}: {result.rows_in} rows in, "
                          f"{result.rows_out} out, dropped {result.dropped or 'none'}")

@@ -46,6 +46,8 @@ def build_shards_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
                 remote = dsm_remotes.open(spec, dsm_paths.data)
                 published_tag = shards.publish_shards(remote, result.folder, result.manifest, cache_folder)
         m = result.manifest
+        if result.repaired:
+            context.log.warning(f"{spec.name}: shards not reused, rewritten: {result.repaired}")
         context.log.info(f"{spec.name}: {'wrote' if result.written else 'reused'} {len(m['shards'])} shard(s), "
                          f"{m['total_samples']} samples, in {result.folder}")
         return dg.MaterializeResult(data_version=dg.DataVersion(result.manifest_hash), metadata={

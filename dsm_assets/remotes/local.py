@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Mapping
@@ -24,6 +25,8 @@ import pyarrow.parquet as pq
 from dsm_assets import atomic
 from dsm_assets.errors import RemoteError, RemoteNotFoundError
 from dsm_assets.remotes.base import Published, Remote, ensure_publishable, sha256_file
+
+log = logging.getLogger(__name__)
 
 
 class LocalRemote(Remote):
@@ -68,11 +71,19 @@ class LocalRemote(Remote):
         return Published(tag=tag, commit=commit, bytes_uploaded=uploaded, files=tuple(sorted(entries)))
 
     def _store_object(self, local: Path, digest: str) -> int:
+        """Store `local` as objects/<sha256>; an existing object is reused only when it still hashes to its
+        name (a corrupt one is replaced), and a fresh copy is hashed before it takes the name."""
         target = self.root / "objects" / digest
         if target.exists():
-            return 0
+            actual = sha256_file(target)
+            if actual == digest:
+                return 0
+            log.warning("%s: object %s hashes to %s (corrupt); uploading it again", self.url, digest, actual)
         with atomic.atomic_path(target) as tmp:
             shutil.copyfile(local, tmp)
+            if (copied := sha256_file(tmp)) != digest:
+                raise RemoteError(f"{self.url}: the copy of {local} hashes to {copied}, expected {digest} (it "
+                                  "changed while being published, or the disk corrupted it); nothing was tagged")
         return target.stat().st_size
 
     def _verify(self, commit: str) -> None:
@@ -113,5 +124,19 @@ class LocalRemote(Remote):
         shutil.copyfile(self.object_path(commit, path), dest)
 
     def load_table(self, commit: str) -> pa.Table:
-        parquet = sorted(p for p in self._commit(commit)["files"] if p.startswith("data/") and p.endswith(".parquet"))
-        return pa.concat_tables(pq.read_table(self.object_path(commit, p)) for p in parquet)
+        files = self._commit(commit)["files"]
+        parquet = sorted(p for p in files if p.startswith("data/") and p.endswith(".parquet"))
+        return pa.concat_tables(pq.read_table(self._intact(commit, p, files[p]["sha256"])) for p in parquet)
+
+    def _intact(self, commit: str, path: str, digest: str) -> Path:
+        """The object behind `path` at `commit`, after checking it still hashes to its address."""
+        obj = self.root / "objects" / digest
+        try:
+            actual = sha256_file(obj)
+        except OSError as exc:
+            raise RemoteError(f"{obj}: {path} at {commit[:12]} is unreadable ({exc.strerror or exc}); the next "
+                              "publish of this content uploads it again") from None
+        if actual != digest:
+            raise RemoteError(f"{obj}: {path} at {commit[:12]} is corrupt: sha256 {actual}, expected {digest}; the "
+                              "next publish of this content uploads it again")
+        return obj

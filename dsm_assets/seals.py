@@ -1,0 +1,34 @@
+"""Verify before reuse: what we write is sealed with its size, mtime and xxh3-128, and checked against that
+seal before it is reused. An unchanged stat is trusted (cheap); a changed one is re-hashed, so a flipped
+byte is caught even when the size is the same, and the caller rebuilds instead of reusing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dsm_assets.fingerprint import hash_file
+
+
+def seal(path: Path, digest: str | None = None) -> dict[str, Any]:
+    """The seal of a file just written (`digest`: its xxh3-128 when the caller already has it)."""
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "xxh3_128": digest or hash_file(path)}
+
+
+def broken(path: Path, sealed: Any) -> str | None:
+    """Why `path` no longer matches its seal (one line naming it), or None when it does."""
+    if not isinstance(sealed, dict) or not {"size", "mtime_ns", "xxh3_128"} <= sealed.keys():
+        return f"{path}: no seal recorded when it was written, cannot be verified"
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+    if st.st_size != sealed["size"]:
+        return f"{path}: {st.st_size} bytes, {sealed['size']} when written (truncated or overwritten)"
+    if st.st_mtime_ns == sealed["mtime_ns"]:
+        return None
+    actual = hash_file(path)
+    if actual != sealed["xxh3_128"]:
+        return f"{path}: content changed since it was written (xxh3 {actual}, expected {sealed['xxh3_128']})"
+    return None
