@@ -31,6 +31,7 @@ UTF8_POLICIES = ("fail", "drop")
 CRON_RE = re.compile(r"^\s*(\S+\s+){4}\S+\s*$")
 PIN_RE = re.compile(r"^v\d+\.\d+$")
 MAX_DEPTH = 100  # YAML nesting; deeper would exhaust the YAML composer's recursion
+MAX_VALUES = 100_000  # values in the registry once YAML aliases are expanded (bounds time and memory)
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,28 @@ def load_registry(path: Path | str | None = None) -> Registry:
         line, col = _too_deep(text)
         raise RegistryError([f"{shown}:{line}:{col}: malformed YAML: nested more than {MAX_DEPTH} levels deep; "
                              "flatten the file"]) from None
+    if _expanded_size(doc, {}) > MAX_VALUES:  # aliases share one object when loaded; walking them does not
+        line, col = _first_alias(text)
+        raise RegistryError([f"{shown}:{line}:{col}: malformed YAML: aliases (*name) expand to more than "
+                             f"{MAX_VALUES:,} values; write the values out instead of nesting aliases"])
     return parse_registry(doc, path)
+
+
+def _expanded_size(node: Any, seen: dict[int, int]) -> int:
+    """How many values `node` holds once every alias is expanded; stops counting past MAX_VALUES. Counted
+    once per distinct object (memoised), so a billion-laughs document costs a few thousand steps; a cycle
+    counts as too many."""
+    if id(node) in seen:
+        return seen[id(node)]
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+    seen[id(node)] = MAX_VALUES + 1  # while its children are counted: an alias to itself (`&a [*a]`) is endless
+    total = 1
+    for child in children:
+        total += _expanded_size(child, seen)
+        if total > MAX_VALUES:
+            break
+    seen[id(node)] = total
+    return total
 
 
 def _read_text(path: Path, shown: str) -> str:
@@ -207,6 +229,13 @@ def _line_col(text: str | bytes, offset: int) -> tuple[int, int]:
     """1-based line and column of `offset` in `text`."""
     newline = b"\n" if isinstance(text, bytes) else "\n"
     return text.count(newline, 0, offset) + 1, offset - (text.rfind(newline, 0, offset) + 1) + 1
+
+
+def _first_alias(text: str) -> tuple[int, int]:
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            return event.start_mark.line + 1, event.start_mark.column + 1
+    return 1, 1
 
 
 def _too_deep(text: str) -> tuple[int, int]:
@@ -244,6 +273,8 @@ class _Checker:
     def __init__(self, shown: str) -> None:
         self.shown = shown
         self.problems: list[str] = []
+        self._repos: dict[tuple[str, str], int] = {}  # (remote kind, repo) → first dataset index
+        self._caches: dict[tuple[str, ...], int] = {}  # cache_dir parts → first dataset index
 
     def fail(self, key: str, message: str) -> None:
         self.problems.append(f"{self.shown}: {key}: {message}" if key else f"{self.shown}: {message}")
@@ -308,7 +339,25 @@ class _Checker:
             spec = self.dataset(entry, f"datasets[{i}]")
             if spec is not None:
                 specs.append(spec)
+                if first_seen.get(spec.name) == i:  # a duplicate name already has its one line
+                    self.collisions(spec, i)
         return specs
+
+    def collisions(self, spec: DatasetSpec, i: int) -> None:
+        """Two datasets must not share a remote repo or a cache folder (nor nest one cache in another): each
+        would publish over, or cache into, the other's."""
+        if spec.remote.kind != "s3":  # s3 keys are <prefix>/<dataset name>: unique by name
+            first = self._repos.setdefault((spec.remote.kind, spec.remote.repo), i)
+            if first != i:
+                self.fail(f"datasets[{i}].remote.repo", f"'{spec.remote.repo}' is also the repo of datasets[{first}]; "
+                                                        "give each dataset its own repo")
+        parts = PurePosixPath(spec.cache_dir).parts
+        for other, j in self._caches.items():
+            if parts[: len(other)] == other or other[: len(parts)] == parts:
+                self.fail(f"datasets[{i}].cache_dir", f"'{spec.cache_dir}' overlaps the cache_dir of datasets[{j}]; "
+                                                      "give each dataset its own folder")
+                break
+        self._caches.setdefault(parts, i)
 
     def models(self, value: Any, datasets: list[DatasetSpec]) -> list[ModelSpec]:
         if not isinstance(value, list):

@@ -233,3 +233,61 @@ def test_a_column_description_does_not_change_the_cleaned_version(tmp_path, data
     first = clean_dataset(plain, data_dir)
     again = clean_dataset(load_registry(write_registry(tmp_path / "b.yaml", [documented])).datasets[0], data_dir)
     assert again.reused and again.version == first.version
+
+
+def bomb(levels: int) -> str:
+    """A billion-laughs registry: each level an alias list of 9 of the previous one."""
+    lines = ['x0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"x{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, levels + 1)]
+    lines.append(f"version: 1\ndatasets: [{{name: t, use: *l{levels}, source: {{path: raw/t/*.csv, format: csv}}, "
+                 "schema: {id: int64}}]")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("levels", [8, 9, 12])
+def test_a_yaml_alias_bomb_is_refused_fast_in_one_line(tmp_path, levels):
+    import resource
+    import time
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(bomb(levels))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    with pytest.raises(RegistryError) as info:
+        load_registry(path)
+    assert time.perf_counter() - start < 2  # it ran 14 s at 8 levels, past 60 s at 9
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: not 936 MB
+    [message] = info.value.problems
+    assert message == f"{path}:2:10: malformed YAML: aliases (*name) expand to more than 100,000 values; write " \
+                      "the values out instead of nesting aliases"
+
+
+def test_a_few_aliases_sharing_rules_are_still_fine(tmp_path):
+    shared = csv_entry()["cleaning"]  # one object twice: safe_dump writes an anchor and an alias
+    datasets = [csv_entry(name="a", cleaning=shared), csv_entry(name="b", cleaning=shared)]
+    text = yaml.safe_dump({"version": 1, "datasets": datasets}, sort_keys=False)
+    assert "*id001" in text
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    assert [d.name for d in load_registry(path).datasets] == ["a", "b"]
+
+
+def test_datasets_sharing_a_repo_or_a_cache_folder_are_refused(tmp_path):
+    a = csv_entry(name="a", remote={"kind": "local", "repo": "team/shared"}, cache_dir="cache/a")
+    b = csv_entry(name="b", remote={"kind": "local", "repo": "team/shared"}, cache_dir="cache/a")
+    c = csv_entry(name="c", cache_dir="cache/a/inner")
+    d = csv_entry(name="d", remote={"kind": "hub", "repo": "team/shared"})  # another kind: another place
+    found = [p.split("registry.yaml: ", 1)[1] for p in problems(tmp_path, [a, b, c, d])]
+    assert found == [
+        "datasets[1].remote.repo: 'team/shared' is also the repo of datasets[0]; give each dataset its own repo",
+        "datasets[1].cache_dir: 'cache/a' overlaps the cache_dir of datasets[0]; give each dataset its own folder",
+        "datasets[2].cache_dir: 'cache/a/inner' overlaps the cache_dir of datasets[0]; give each dataset its own "
+        "folder",
+    ]
+
+
+def test_an_alias_to_itself_is_refused_not_a_recursion_error(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("version: 1\ndatasets: &a [*a]\n")  # found by the fuzz test
+    with pytest.raises(RegistryError, match=r"r\.yaml:2:15: malformed YAML: aliases \(\*name\) expand"):
+        load_registry(path)
