@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,42 @@ def dir_lock(directory: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def scratch_dir(parent: Path) -> Iterator[Path]:
+    """A private folder under `parent` (on the data dir's disk, not $TMPDIR), removed on exit. Its name
+    carries this host and pid, so the next caller removes it if this process was killed (`remove_orphans`)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(parent)
+    path = parent / f"{TEMP_PREFIX}{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_orphans(parent: Path) -> int:
+    """Remove the scratch folders in `parent` left by dead processes of this host; returns how many."""
+    host, removed = socket.gethostname(), 0
+    for path in parent.iterdir():
+        owner, _, rest = path.name.removeprefix(TEMP_PREFIX).rpartition("-")[0].rpartition("-")
+        if not path.name.startswith(TEMP_PREFIX) or owner != host or not rest.isdigit() or _alive(int(rest)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_stale_temps(directory: Path) -> int:

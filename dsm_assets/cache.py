@@ -98,8 +98,9 @@ def _refresh(spec: DatasetSpec, remote: Remote, root: Path, *, tag: str, commit:
     refreshed = verify_folder(target, deep=True) is not None
     if refreshed:
         _download(spec, remote, tag=tag, commit=commit, target=target)
+    previous = (root / "current").resolve() if (root / "current").exists() else None
     _point_current(root, target)
-    pruned = _prune(versions, keep=keep, current=target)
+    pruned = _prune(versions, keep=keep, protected={target, previous})
     manifest = read_manifest(target)
     return CacheResult(dataset=spec.name, tag=tag, commit=commit, path=target, files=manifest["files"],
                        bytes=sum(e["size"] for e in manifest["files"].values()), rows=manifest["rows"],
@@ -155,13 +156,16 @@ def _point_current(root: Path, target: Path) -> None:
     atomic.fsync_dir(root)
 
 
-def _prune(versions: Path, *, keep: int, current: Path) -> tuple[str, ...]:
-    def order(folder: Path) -> tuple[int, tuple[int, int]]:
-        return (folder == current, parse_tag(folder.name.split("-")[0]) or (0, 0))
+def _prune(versions: Path, *, keep: int, protected: set[Path | None]) -> tuple[str, ...]:
+    """Keep `keep` versions: the current one and the one it replaced (a reader that opened it before the
+    switch may still be reading it) always, then the highest tags."""
+    def order(folder: Path) -> tuple[bool, tuple[int, int]]:
+        return (folder.resolve() in protected, parse_tag(folder.name.split("-")[0]) or (0, 0))
 
     folders = sorted((p for p in versions.iterdir() if p.is_dir() and not p.name.startswith(".")), key=order,
                      reverse=True)
-    pruned = folders[keep:]
+    kept = max(keep, sum(f.resolve() in protected for f in folders))
+    pruned = folders[kept:]
     for folder in pruned:
         shutil.rmtree(folder, ignore_errors=True)
     return tuple(p.name for p in pruned)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,8 +57,8 @@ def publish_cleaned(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, *, d
                                  previous["content_hash"], previous["rows"])
     else:
         info = _version_info(spec, tag, cleaned, schema_hash, previous)
-        with tempfile.TemporaryDirectory(prefix="dsm-publish-") as tmp:
-            files = _stage(Path(tmp), cleaned.path, spec, info)
+        with atomic.scratch_dir(staging_dir(data_dir)) as tmp:  # a killed publish's copy goes on the next one
+            files = _stage(tmp, cleaned.path, spec, info)
             message = f"{spec.name} {tag}: {cleaned.rows} rows, content {cleaned.content_hash[:12]}"
             done = remote.publish(files, tag=tag, parent=tags[latest] if latest else None, message=message)
         outcome = PublishOutcome(spec.name, tag, done.commit, remote.version_url(tag), done.bytes_uploaded,
@@ -121,6 +120,11 @@ Published by dsm_assets. Load a pinned version with
 |---|---|
 {columns}
 """
+
+
+def staging_dir(data_dir: Path) -> Path:
+    """Where a publish stages its files (the data dir's disk, never $TMPDIR)."""
+    return data_dir / ".dsm" / "staging"
 
 
 def record_path(data_dir: Path, name: str) -> Path:

@@ -149,3 +149,18 @@ def test_a_remote_file_with_a_flipped_byte_is_refused(data_dir, shipped):
                                          r"unchanged"):
         cache_latest(p, data_dir)
     assert (cache_root(spec, data_dir) / "current").resolve() == old.path
+
+
+def test_pruning_keeps_the_version_that_was_current_until_now(data_dir, shipped):
+    spec = shipped.get("chords")
+    p = publish_and_verify(spec, data_dir)
+    for marker in (21, 22):
+        edit_chords(data_dir, marker)
+        p = publish_and_verify(spec, data_dir)
+    tags = p.remote.tags()
+    for tag in ("v1.2", "v1.1"):  # v1.1 is current (pinned, say) and a job is reading it
+        refresh_cache(spec, p.remote, tag=tag, commit=tags[tag], data_dir=data_dir, keep=2)
+    reading = (cache_root(spec, data_dir) / "current").resolve()
+    result = refresh_cache(spec, p.remote, tag="v1.0", commit=tags["v1.0"], data_dir=data_dir, keep=2)
+    assert reading.exists() and reading.name.startswith("v1.1-")  # it used to prune v1.1 and keep v1.2
+    assert [name.split("-")[0] for name in result.pruned] == ["v1.2"]

@@ -86,3 +86,30 @@ def test_whole_graph_publishes_to_hub_and_s3(tmp_path, data_dir, hub_server, aws
         assert again.success and meta["new_version"].value is False and meta["bytes_uploaded"].value == 0
         logs = [str(e) for run_id in (result.run_id, again.run_id) for e in instance.all_logs(run_id)]
         assert logs and not any(HUB_TOKEN in entry for entry in logs)  # the token is never logged
+
+
+def test_a_killed_publish_leaves_no_staging_copy_that_the_next_publish_does_not_remove(data_dir, shipped, tmp_path,
+                                                                                        monkeypatch):
+    import os
+    import socket
+    import subprocess
+
+    from dsm_assets.publishing import staging_dir
+
+    from .caching import publish_and_verify
+
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmpdir))  # staging used to live here, outside anything we clean
+    dead_pid = subprocess.Popen(["true"]).pid  # a pid that has exited
+    os.waitpid(dead_pid, 0)
+    host = socket.gethostname()
+    orphan = staging_dir(data_dir) / f".tmp-{host}-{dead_pid}-0bad"  # what a SIGKILLed publish leaves
+    live = staging_dir(data_dir) / f".tmp-{host}-{os.getpid()}-0a11"  # a publish still running here
+    for folder in (orphan, live):
+        (folder / "data").mkdir(parents=True)
+        (folder / "data" / "train.parquet").write_bytes(b"x" * 1000)
+    publish_and_verify(shipped.get("chords"), data_dir)
+    assert not orphan.exists() and live.exists()
+    assert sorted(p.name for p in staging_dir(data_dir).iterdir()) == [live.name]
+    assert list(tmpdir.iterdir()) == []
