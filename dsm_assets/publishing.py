@@ -43,9 +43,14 @@ class PublishOutcome:
     new: bool  # False: the content was already published as `tag`, nothing was uploaded
     content_hash: str
     rows: int
+    repaired: tuple[str, ...] = ()  # files of an unchanged version re-stored on the remote (repair=True)
 
 
-def publish_cleaned(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, *, data_dir: Path) -> PublishOutcome:
+def publish_cleaned(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, *, data_dir: Path,
+                    repair: bool = False) -> PublishOutcome:
+    """Publish `cleaned` as the next version, or nothing when the latest version has the same content. With
+    `repair` (the last round_trip failed), an unchanged latest version has its data re-stored where the
+    remote's copy no longer matches (see Remote.repair)."""
     tags = remote.tags()
     latest = versioning.latest_tag(tags)
     previous = json.loads(remote.read_file(tags[latest], INFO_PATH)) if latest else None
@@ -53,8 +58,9 @@ def publish_cleaned(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, *, d
     tag = versioning.next_tag(latest, previous and previous["content_hash"], previous and previous["schema_hash"],
                               cleaned.content_hash, schema_hash)
     if tag is None:
+        fixed = tuple(remote.repair(tags[latest], {DATA_PATH: cleaned.path})) if repair else ()
         outcome = PublishOutcome(spec.name, latest, tags[latest], remote.version_url(latest), 0, (), False,
-                                 previous["content_hash"], previous["rows"])
+                                 previous["content_hash"], previous["rows"], repaired=fixed)
     else:
         info = _version_info(spec, tag, cleaned, schema_hash, previous)
         with atomic.scratch_dir(staging_dir(data_dir)) as tmp:  # a killed publish's copy goes on the next one

@@ -60,6 +60,11 @@ def test_round_trip_mismatch_fails_naming_the_difference_and_blocks_downstream(s
                                             f"{commit[:12]} is corrupt: sha256 ")
         assert f"expected {obj.name}" in check.description and "\n" not in check.description
         assert len(instance.fetch_materializations(probe_key, limit=10).records) == probe_runs_before
+        # the next run repairs it without a human: the unchanged content is re-stored from the cleaned data
+        third = run(defs, instance)
+        assert third.success and round_trip(third).passed
+        assert remote.tags() == {"v1.0": commit}  # no new version for the same content
+        assert len(instance.fetch_materializations(probe_key, limit=10).records) == probe_runs_before + 1
 
 
 def test_whole_graph_publishes_to_hub_and_s3(tmp_path, data_dir, hub_server, aws_env):

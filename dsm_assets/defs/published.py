@@ -2,6 +2,7 @@
 round_trip check that reads it back at its pinned commit."""
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from dsm_assets import publishing
 from dsm_assets.contenthash import hash_table
@@ -35,7 +36,11 @@ def build_published_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
             raise dg.Failure(f"{spec.name}/cleaned has no materialised file; materialise it first")
         with as_failure():
             remote = dsm_remotes.open(spec, dsm_paths.data)
-            outcome = publishing.publish_cleaned(spec, remote, cleaned, data_dir=dsm_paths.data)
+            outcome = publishing.publish_cleaned(spec, remote, cleaned, data_dir=dsm_paths.data,
+                                                 repair=_round_trip_failed(context.instance, spec))
+        if outcome.repaired:
+            context.log.warning(f"{spec.name}: {outcome.tag} was corrupt on the remote; re-stored "
+                                f"{', '.join(outcome.repaired)} from the cleaned data")
         verb = "published" if outcome.new else "unchanged, still"
         context.log.info(f"{spec.name}: {verb} {outcome.tag} ({outcome.commit[:12]}), "
                          f"{outcome.bytes_uploaded} bytes uploaded")
@@ -55,6 +60,16 @@ def build_published_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
         )
 
     return _published
+
+
+def _round_trip_failed(instance: dg.DagsterInstance, spec: DatasetSpec) -> bool:
+    """Whether the latest round_trip said the published version does not read back (then publishing
+    unchanged content repairs the remote's copy instead of only reporting "unchanged")."""
+    key = dg.AssetCheckKey(published_key(spec), "round_trip")
+    done = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+    # the latest that finished: this run's own round_trip is already recorded as planned
+    latest = instance.event_log_storage.get_asset_check_execution_history(key, limit=1, status=done)
+    return bool(latest) and latest[0].status == AssetCheckExecutionRecordStatus.FAILED
 
 
 def build_round_trip_check(*, spec: DatasetSpec) -> dg.AssetChecksDefinition:

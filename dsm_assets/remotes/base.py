@@ -67,6 +67,12 @@ class Remote(ABC):
         """Write one file at `commit` to `dest` (remotes that can stream override this)."""
         dest.write_bytes(self.read_file(commit, path))
 
+    def repair(self, commit: str, files: Mapping[str, Path]) -> list[str]:
+        """Re-store the files at `commit` whose stored copy no longer matches, from `files` (repo path → local
+        file) where the local file has the recorded content. Returns the repaired paths. Remotes that check
+        content on their side (the Hub, S3 with checksums) have nothing to repair."""
+        return []
+
     @abstractmethod
     def load_table(self, commit: str) -> pa.Table:
         """The dataset at `commit`, read through this remote's normal read path."""

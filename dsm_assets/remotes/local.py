@@ -123,6 +123,19 @@ class LocalRemote(Remote):
     def download(self, commit: str, path: str, dest: Path) -> None:
         shutil.copyfile(self.object_path(commit, path), dest)
 
+    def repair(self, commit: str, files: Mapping[str, Path]) -> list[str]:
+        entries, repaired = self._commit(commit)["files"], []
+        for path, local in sorted(files.items()):
+            digest = entries.get(path, {}).get("sha256")
+            obj = self.root / "objects" / str(digest)
+            if digest is None or (obj.exists() and sha256_file(obj) == digest) or sha256_file(local) != digest:
+                continue  # intact, or we do not hold its content
+            with atomic.atomic_path(obj) as tmp:
+                shutil.copyfile(local, tmp)
+            log.warning("%s: repaired %s at %s from %s", self.url, path, commit[:12], local)
+            repaired.append(path)
+        return repaired
+
     def load_table(self, commit: str) -> pa.Table:
         files = self._commit(commit)["files"]
         parquet = sorted(p for p in files if p.startswith("data/") and p.endswith(".parquet"))
