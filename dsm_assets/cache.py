@@ -10,6 +10,7 @@ it: a crash or a failed download at any point leaves the previous cache in place
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -27,6 +28,7 @@ from dsm_assets.remotes.base import Remote, sha256_file
 from dsm_assets.versioning import folder_name, parse_tag
 
 MANIFEST = "cache_manifest.json"
+SELF_HASH = "manifest_sha256"  # the manifest's own hash, over every other key
 INFO = "dsm.json"
 
 
@@ -55,6 +57,12 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return json.loads((folder / MANIFEST).read_text())
 
 
+def _self_hash(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest without its own hash: a flipped byte anywhere in it is caught."""
+    body = {k: v for k, v in manifest.items() if k != SELF_HASH}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def verify_folder(folder: Path, *, deep: bool) -> str | None:
     """None if every file in the manifest is present with its size (and, if `deep`, its sha256); else why not."""
     try:
@@ -63,6 +71,8 @@ def verify_folder(folder: Path, *, deep: bool) -> str | None:
         return f"{MANIFEST} is missing in {display_path(folder)}"
     except (OSError, ValueError) as exc:
         return f"{MANIFEST} in {display_path(folder)} is unreadable ({exc})"
+    if not isinstance(manifest, dict) or manifest.get(SELF_HASH) != _self_hash(manifest):
+        return f"{display_path(folder / MANIFEST)} does not match its own hash (corrupted, or from an older version)"
     for path, entry in sorted(manifest["files"].items()):
         local = folder / path
         shown = display_path(local)
@@ -139,6 +149,7 @@ def _download(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, targe
         manifest = {"dataset": spec.name, "version": tag, "commit": commit, "remote": remote.url,
                     "content_hash": info["content_hash"], "rows": table.num_rows, "files": files,
                     "cached_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        manifest[SELF_HASH] = _self_hash(manifest)
         atomic.write_json(tmp / MANIFEST, manifest)
         if target.exists():  # an incomplete or corrupted folder of the same version: replace it
             shutil.rmtree(target)

@@ -137,9 +137,12 @@ class LocalRemote(Remote):
         return repaired
 
     def load_table(self, commit: str) -> pa.Table:
+        """The version's parquet, after checking that every file of the version (card and dsm.json too)
+        still hashes to its address: round_trip names any that does not."""
         files = self._commit(commit)["files"]
+        checked = {p: self._intact(commit, p, e["sha256"]) for p, e in sorted(files.items())}
         parquet = sorted(p for p in files if p.startswith("data/") and p.endswith(".parquet"))
-        return pa.concat_tables(pq.read_table(self._intact(commit, p, files[p]["sha256"])) for p in parquet)
+        return pa.concat_tables(pq.read_table(checked[p]) for p in parquet)
 
     def _intact(self, commit: str, path: str, digest: str) -> Path:
         """The object behind `path` at `commit`, after checking it still hashes to its address."""
