@@ -22,10 +22,12 @@ test: $(STAMP)  ## the whole test suite; pytest's "no tests collected" (exit 5) 
 	$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-soak: $(STAMP)  ## the fault matrix and fuzz tests with many more trials; seeds in outputs/test-artifacts/faults
+soak: $(STAMP)  ## fault matrix, fuzz and chaos tests with many more trials; seeds in outputs/test-artifacts/
 	DSM_FAULT_KILLS=$${DSM_FAULT_KILLS:-200} DSM_FUZZ_EXAMPLES=$${DSM_FUZZ_EXAMPLES:-2000} \
+	DSM_CHAOS_TRIALS=$${DSM_CHAOS_TRIALS:-100} \
 	$(BIN)/python -m pytest dsm_assets_tests/test_fault_matrix.py \
-	  dsm_assets_tests/test_injected_faults.py dsm_assets_tests/test_concurrency.py dsm_assets_tests/test_fuzz.py
+	  dsm_assets_tests/test_injected_faults.py dsm_assets_tests/test_concurrency.py dsm_assets_tests/test_fuzz.py \
+	  dsm_assets_tests/test_chaos.py
 
 # `dagster dev` warns that `dg dev` supersedes it; dg is a separate package this project does not need.
 dev: $(STAMP)  ## the Dagster UI on http://127.0.0.1:3000, same instance as the demo; automation on
