@@ -94,14 +94,20 @@ def _columns_problem(spec: DatasetSpec, names: list[str], *, require_all: bool) 
     extra = [c for c in names if c not in spec.schema and not (layer_prefix and c.startswith(layer_prefix))]
     problems = []
     if duplicate:
-        problems.append(f"duplicate column(s) {', '.join(map(_shown, duplicate))}")
+        problems.append(f"duplicate column(s) {_some(duplicate)}")
     if missing and require_all:
-        problems.append(f"missing column(s) {', '.join(map(_shown, missing))}")
+        problems.append(f"missing column(s) {_some(missing)}")
     if extra:
-        problems.append(f"extra column(s) {', '.join(map(_shown, extra))}")
+        problems.append(f"extra column(s) {_some(extra)}")
     if not problems:
         return None
-    return f"{'; '.join(problems)}; the registry schema ({spec.where}.schema) expects {', '.join(spec.schema)}"
+    return f"{'; '.join(problems)}; the registry schema ({spec.where}.schema) expects {_some(list(spec.schema))}"
+
+
+def _some(names: list[str], limit: int = 10) -> str:
+    """Up to `limit` names, then how many more: a 5000-column mismatch stays one readable line."""
+    shown = ", ".join(map(_shown, names[:limit]))
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
 def _to_schema(spec: DatasetSpec, path: Path, batch: pa.RecordBatch, rows: np.ndarray) -> pa.RecordBatch:

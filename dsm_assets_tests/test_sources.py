@@ -212,3 +212,18 @@ def test_jsonl_key_that_is_not_utf8(tmp_path):
     data = tmp_path / "data"
     write_raw(data, "j", "a.jsonl", b'{"id": 1, "words": []}\n{"id": 2, "\xffwords": []}\n')
     assert_fails_cleanly(spec_from(tmp_path, jsonl_entry()), data, r"raw/j/a\.jsonl: line 2: text is not valid UTF-8")
+
+
+def test_a_5000_column_mismatch_is_one_short_line(tmp_path, data_dir):
+    from dsm_assets.errors import SourceError
+    from dsm_assets.sources import read_source, resolve_files
+
+    header = ",".join(f"c{i}" for i in range(5000))
+    write_raw(data_dir, "t", "a.csv", header + "\n" + ",".join("1" for _ in range(5000)) + "\n")
+    spec = spec_from(tmp_path, csv_entry())
+    with pytest.raises(SourceError) as info:
+        list(read_source(spec, resolve_files(spec, data_dir)))
+    message = str(info.value)
+    assert len(message) < 600 and "\n" not in message  # it was a 44 KB line
+    assert "missing column(s) 'id', 'text', 'label'" in message and "extra column(s) 'c0'," in message
+    assert "and 4990 more" in message
