@@ -49,3 +49,31 @@ def test_no_secret_reaches_logs_metadata_errors_or_files(tmp_path, data_dir, hub
             assert not any(s.encode() in content for s in secrets), f"a secret was written to {path}"
             error_seen_in_files |= b"401 unauthorized; set HF_TOKEN" in content
     assert error_seen_in_files
+
+
+def test_a_password_in_an_endpoint_url_is_never_printed(tmp_path):
+    import socket
+
+    import pytest
+
+    from dsm_assets.errors import RemoteError
+    from dsm_assets.publishing import DATA_PATH
+    from dsm_assets.remotes.base import redact_url
+    from dsm_assets.remotes.hub import HubRemote
+    from dsm_assets.remotes.s3 import S3Remote
+
+    assert redact_url("http://user:s3cret@host:9/x") == "http://***@host:9/x"
+    assert redact_url("https://host/a@b") == "https://host/a@b"  # an @ in the path is not a password
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    hub = HubRemote("me/d", endpoint=f"http://user:s3cret@127.0.0.1:{port}", token=None, max_tries=1,
+                    backoff_seconds=0)
+    data = tmp_path / "x.parquet"
+    data.write_bytes(b"x")
+    with pytest.raises(RemoteError) as info:
+        hub.publish({DATA_PATH: data}, tag="v1.0", parent=None, message="m")
+    shown = f"{info.value} {hub!r} {hub.url} {hub.version_url('v1.0')}"
+    assert "s3cret" not in shown and "***@127.0.0.1" in shown
+    s3 = S3Remote("b", "p/d", endpoint_url=f"http://key:s3cret@127.0.0.1:{port}", max_attempts=1)
+    assert "s3cret" not in s3.version_url("v1.0")

@@ -93,5 +93,16 @@ def ensure_publishable(url: str, tags: Mapping[str, str], tag: str, parent: str 
                                      f"{tag} was not created. Re-run to publish on top of it")
 
 
+def redact_url(url: str) -> str:
+    """`url` without a user:password part (an endpoint like http://user:pass@host is printed as http://***@host)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
+
+
 def sha256_file(path: Path) -> str:
     return digest_file(path, hashlib.sha256())

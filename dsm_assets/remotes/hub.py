@@ -36,7 +36,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from dsm_assets.errors import ConcurrentPublishError, RemoteAuthError, RemoteError, RemoteNotFoundError
 from dsm_assets.fingerprint import digest_file
-from dsm_assets.remotes.base import Published, Remote, ensure_publishable, sha256_file
+from dsm_assets.remotes.base import Published, Remote, ensure_publishable, redact_url, sha256_file
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 T = TypeVar("T")
@@ -67,11 +67,11 @@ class HubRemote(Remote):
         self._repo_ready = False
 
     def __repr__(self) -> str:  # never shows the token
-        return f"HubRemote({self.repo_id!r}, endpoint={self.endpoint!r})"
+        return f"HubRemote({self.repo_id!r}, endpoint={redact_url(self.endpoint)!r})"
 
     @property
     def url(self) -> str:
-        return f"{self.endpoint}/datasets/{self.repo_id}"
+        return f"{redact_url(self.endpoint)}/datasets/{self.repo_id}"  # shown in messages and metadata
 
     def version_url(self, tag: str) -> str:
         return f"{self.url}/tree/{tag}"

@@ -26,7 +26,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from dsm_assets.errors import RemoteAuthError, RemoteError, RemoteNotFoundError
-from dsm_assets.remotes.base import Published, Remote, ensure_publishable, sha256_file
+from dsm_assets.remotes.base import Published, Remote, ensure_publishable, redact_url, sha256_file
 from dsm_assets.versioning import latest_tag
 
 AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
@@ -51,7 +51,7 @@ class S3Remote(Remote):
         """The version's manifest over https (path style on a custom endpoint, virtual-hosted on AWS)."""
         key = self._key("versions", f"{tag}.json")
         if self.endpoint_url:
-            return f"{self.endpoint_url.rstrip('/')}/{self.bucket}/{key}"
+            return f"{redact_url(self.endpoint_url.rstrip('/'))}/{self.bucket}/{key}"
         return f"https://{self.bucket}.s3.amazonaws.com/{key}"
 
     def _key(self, *parts: str) -> str:
