@@ -165,3 +165,20 @@ def test_the_raw_files_sensor_observes_a_changed_file_once_without_a_run(shipped
         record = instance.get_latest_data_version_record(dg.AssetKey(["text_reviews", "raw"]), is_source=True)
         assert record.asset_observation.metadata["files_rehashed"].value == 1  # only the edited file was read
         assert instance.get_runs() == []
+
+
+def test_the_raw_files_sensor_reports_missing_files_once_not_every_tick(shipped, data_dir):
+    import json
+    import shutil
+
+    defs = build_definitions(registry=shipped, data_dir=data_dir, outputs_dir=data_dir.parent / "outputs")
+    sensor = defs.resolve_sensor_def(WATCH_SENSOR)
+    paths = DsmPaths(data_dir=str(data_dir), outputs_dir=str(data_dir.parent / "outputs"))
+    shutil.rmtree(data_dir / "raw" / "chords")
+    with dg.DagsterInstance.ephemeral() as instance:
+        with dg.build_sensor_context(instance=instance, resources={"dsm_paths": paths}) as context:
+            first = sensor(context)
+        [problem] = json.loads(first.cursor)
+        assert "datasets[1].source.path: 'raw/chords/*.jsonl' matched no files" in problem
+        with dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"dsm_paths": paths}) as ctx:
+            assert json.loads(sensor(ctx).cursor) == [problem]  # the same problem: remembered, not warned again

@@ -1,6 +1,7 @@
 """`<dataset>/raw`: an observable source whose data version is the raw files' content fingerprint, and the
 raw_files sensor that observes it whenever the files change, so nobody has to press Observe."""
 
+import json
 import warnings
 from pathlib import Path
 
@@ -65,18 +66,23 @@ def build_raw_watch_sensor(*, registry: Registry) -> dg.SensorDefinition:
                default_status=dg.DefaultSensorStatus.RUNNING,
                description="Observes raw files when they change (no run: an observation event per change).")
     def _watch(context: dg.SensorEvaluationContext, dsm_paths: DsmPaths) -> dg.SensorResult:
-        events = []
+        events, problems = [], []
         for spec in registry.datasets:
             try:
                 fp = _fingerprint(spec, dsm_paths.data)
             except DsmError as exc:
-                context.log.warning(str(exc))
+                problems.append(str(exc))
                 continue
             record = context.instance.get_latest_data_version_record(raw_key(spec), is_source=True)
             seen = record.asset_observation.data_version if record and record.asset_observation else None
             if fp.digest != seen:
                 events.append(dg.AssetObservation(asset_key=raw_key(spec), tags={DATA_VERSION_TAG: fp.digest},
                                                   metadata=_metadata(fp)))
-        return dg.SensorResult(asset_events=events, skip_reason=None if events else "raw files unchanged")
+        reported = set(json.loads(context.cursor)) if context.cursor else set()
+        for problem in problems:
+            if problem not in reported:  # once per problem, not every 30 s
+                context.log.warning(problem)
+        return dg.SensorResult(asset_events=events, cursor=json.dumps(sorted(problems)),
+                               skip_reason=None if events else "raw files unchanged")
 
     return _watch
