@@ -10,10 +10,10 @@ from typing import Any
 from dsm_assets.fingerprint import hash_file
 
 
-def seal(path: Path, digest: str | None = None) -> dict[str, Any]:
-    """The seal of a file just written (`digest`: its xxh3-128 when the caller already has it)."""
+def seal(path: Path) -> dict[str, Any]:
+    """The seal of a file just written."""
     st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "xxh3_128": digest or hash_file(path)}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "xxh3_128": hash_file(path)}
 
 
 def broken(path: Path, sealed: Any) -> str | None:
