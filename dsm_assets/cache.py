@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dsm_assets import atomic
-from dsm_assets.errors import CacheError
+from dsm_assets.errors import CacheError, on_disk
 from dsm_assets.paths import inside
 from dsm_assets.registry import DatasetSpec, display_path
 from dsm_assets.remotes.base import Remote, sha256_file
@@ -63,6 +63,17 @@ def _self_hash(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+def cached_files(spec: DatasetSpec, data_dir: Path, tag: str, commit: str) -> dict[str, Path]:
+    """Repo path → local file of version `tag` in the offline cache, when it is cached ({} otherwise).
+    Unverified: whoever uses one as a source checks its hash first."""
+    folder = version_dir(spec, data_dir, tag, commit)
+    try:
+        files = read_manifest(folder)["files"]
+        return {path: folder / path for path in files if isinstance(path, str)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def verify_folder(folder: Path, *, deep: bool) -> str | None:
     """None if every file in the manifest is present with its size (and, if `deep`, its sha256); else why not."""
     try:
@@ -96,7 +107,7 @@ def refresh_cache(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, d
     except OSError as exc:
         raise CacheError(f"{root}: cache dir is not writable ({exc.strerror or exc}); fix its permissions or "
                          f"change {spec.where}.cache_dir") from None
-    with atomic.dir_lock(root):
+    with on_disk(root, f"caching {spec.name}"), atomic.dir_lock(root):
         return _refresh(spec, remote, root, tag=tag, commit=commit, keep=keep)
 
 

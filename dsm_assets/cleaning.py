@@ -25,8 +25,9 @@ import xxhash
 from dsm_assets import atomic, seals
 from dsm_assets.arrow_types import type_name
 from dsm_assets.contenthash import HASH_VERSION, TableHasher
-from dsm_assets.errors import SourceError
+from dsm_assets.errors import SourceError, on_disk
 from dsm_assets.fingerprint import fingerprint_files
+from dsm_assets.paths import under
 from dsm_assets.registry import Cleaning, DatasetSpec
 from dsm_assets.sources import RawBatch, read_source, resolve_files
 
@@ -65,16 +66,17 @@ class CleanResult:
 
 
 def clean_dir(data_dir: Path, name: str) -> Path:
-    return data_dir / "clean" / name
+    return under(data_dir, "clean", name)
 
 
 def statcache_path(data_dir: Path, name: str) -> Path:
-    return data_dir / ".dsm" / "statcache" / f"{name}.json"
+    return under(data_dir, ".dsm", "statcache", f"{name}.json")
 
 
 def clean_dataset(spec: DatasetSpec, data_dir: Path, *, block_size: int = READ_BLOCK_SIZE) -> CleanResult:
     """Clean `spec`'s raw files into `data/clean/<name>/<content-hash>.parquet` (one writer at a time)."""
-    with atomic.dir_lock(clean_dir(data_dir, spec.name)):
+    folder = clean_dir(data_dir, spec.name)
+    with on_disk(folder, f"cleaning {spec.name}"), atomic.dir_lock(folder):
         return _clean(spec, data_dir, block_size)
 
 

@@ -1,7 +1,8 @@
 """`dsm`: the command line for job scripts and humans. Uses the core only (no dagster import), so it
 starts fast and works on a node without network.
 
-Exit codes: 0 ok, 1 a data problem (missing or bad source), 2 usage or registry errors."""
+Exit codes: 0 ok, 1 a data or disk problem (missing or bad source, disk full, read-only), 2 usage or
+registry errors (including a configured path that leads outside the data dir)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 
 from dsm_assets import paths
 from dsm_assets.cache import cache_root
-from dsm_assets.errors import DsmError, RegistryError
+from dsm_assets.errors import DsmError, PathEscapeError, RegistryError, disk_error
 from dsm_assets.lineage import LineageError, chain, read_lineage
 from dsm_assets.preflight import preflight
 from dsm_assets.publishing import read_latest
@@ -98,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_registry)
     p = sub.add_parser("preflight", help="check that offline caches are complete, current and loadable (for job "
-                       "scripts): exit 0 ready, 1 missing/stale/corrupt, 2 usage or registry error")
+                       "scripts): exit 0 ready, 1 missing/stale/corrupt, 2 usage or registry error (a cache_dir "
+                       "leading outside the data dir included)")
     p.add_argument("names", nargs="*", metavar="NAME", help="datasets to check (default: all registered)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--deep", action="store_true", help="also re-hash every file (sha256) against the manifest")
@@ -119,11 +121,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (RegistryError, LineageError) as exc:
+    except (RegistryError, LineageError, PathEscapeError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
     except DsmError as exc:
         print(str(exc), file=sys.stderr)
+        return 1
+    except OSError as exc:  # a disk problem no command expected: still one line naming the path
+        translated = disk_error(exc, paths.data_dir(), f"dsm {args.command}")
+        if translated is None:
+            raise
+        print(str(translated), file=sys.stderr)
         return 1
 
 

@@ -2,6 +2,13 @@
 know Python's exceptions still catch them. Messages name the file, row or key and say what to do."""
 
 
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
 class DsmError(Exception):
     """Base class for every error dsm_assets raises on purpose."""
 
@@ -34,6 +41,10 @@ class RemoteNotFoundError(RemoteError, LookupError):
     """The repo, bucket, version or file does not exist on the remote."""
 
 
+class RemoteCorruptError(RemoteError):
+    """A stored file no longer matches its recorded hash. Repairable from a local copy of its content."""
+
+
 class ConcurrentPublishError(RemoteError):
     """Another writer published first (moved the branch or claimed the tag). Nothing of ours was promoted."""
 
@@ -44,3 +55,43 @@ class CacheError(DsmError, RuntimeError):
 
 class StateError(DsmError, ValueError):
     """One of our own state files (a verified record, a lineage.json, …) is unreadable or malformed."""
+
+
+class DiskError(DsmError, OSError):
+    """A file on the user's disk could not be written or read: full, read-only, no permission, vanished."""
+
+    def __str__(self) -> str:
+        return self.strerror  # the one line, without OSError's "[Errno 28]" prefix
+
+
+_DATA_DIRS = "or set DSM_DATA_DIR / DSM_OUTPUTS_DIR to another disk"
+REMEDIES = {
+    errno.ENOSPC: f"the disk is full: free space there {_DATA_DIRS}, then run again",
+    errno.EDQUOT: f"the disk quota is used up: free space there {_DATA_DIRS}, then run again",
+    errno.EFBIG: f"the file is larger than this file system or ulimit allows: raise the limit {_DATA_DIRS}",
+    errno.EROFS: f"the file system is mounted read-only: remount it read-write {_DATA_DIRS}",
+    errno.EACCES: f"permission denied: give this user write access (chown/chmod) {_DATA_DIRS}",
+    errno.EPERM: f"operation not permitted: give this user write access (chown/chmod) {_DATA_DIRS}",
+    errno.ENOENT: "a file or folder vanished while in use (deleted by hand or by another tool): run again",
+}
+
+
+def disk_error(exc: OSError, where: str | os.PathLike[str], doing: str) -> DiskError | None:
+    """`exc` as one line naming the path and the remedy, or None when it is not a disk problem we know.
+    Libraries such as pyarrow raise errno 28 with no file name: `where` names the folder being written."""
+    if isinstance(exc, DsmError) or exc.errno not in REMEDIES:
+        return None
+    path = exc.filename or where
+    return DiskError(exc.errno, f"{doing}: {path}: {os.strerror(exc.errno)}; {REMEDIES[exc.errno]}")
+
+
+@contextlib.contextmanager
+def on_disk(where: Path, doing: str) -> Iterator[None]:
+    """Turn a disk OSError raised in the block into a DiskError naming the path (see `disk_error`)."""
+    try:
+        yield
+    except OSError as exc:
+        translated = disk_error(exc, where, doing)
+        if translated is None:
+            raise
+        raise translated from None

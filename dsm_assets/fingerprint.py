@@ -66,15 +66,29 @@ def fingerprint_files(files: list[Path], root: Path, cache_path: Path | None = N
         total += st.st_size
         combined.update(f"{rel}\0{st.st_size}\0{digest}\n".encode())
     if cache_path is not None and fresh != cache:
-        atomic.write_json(cache_path, fresh)
+        atomic.write_json(cache_path, {"entries": fresh, "xxh3_128": _entries_hash(fresh)})
     return Fingerprint(digest=combined.hexdigest(), files=len(files), bytes=total, rehashed=rehashed)
 
 
+def _entries_hash(entries: dict[str, list]) -> str:
+    return xxhash.xxh3_128_hexdigest(json.dumps(entries, sort_keys=True).encode())
+
+
 def _load_cache(cache_path: Path | None) -> dict[str, list]:
+    """The stat cache's entries, or {} when it is absent or fails its own hash: a damaged entry (a flipped
+    digest) would otherwise be trusted as long as the file's stat is unchanged. A re-read costs only time."""
     if cache_path is None or not cache_path.exists():
         return {}
     try:
         data = json.loads(cache_path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}  # a damaged cache only costs a re-read
+        entries = data["entries"]
+        if data["xxh3_128"] == _entries_hash(entries) and all(_well_formed(e) for e in entries.values()):
+            return entries
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return {}
+
+
+def _well_formed(entry: object) -> bool:
+    return (isinstance(entry, list) and len(entry) == 3 and all(type(x) is int for x in entry[:2])
+            and isinstance(entry[2], str))

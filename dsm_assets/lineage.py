@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dsm_assets.errors import DsmError, StateError
+from dsm_assets.paths import under
 from dsm_assets.registry import display_path
 from dsm_assets.state import read_state, shape_problem
 from dsm_assets.versioning import folder_name
@@ -20,7 +21,7 @@ class LineageError(DsmError, LookupError):
 
 
 def models_dir(outputs_dir: Path, name: str) -> Path:
-    return outputs_dir / "models" / name
+    return under(outputs_dir, "models", name)
 
 
 def model_versions(outputs_dir: Path, name: str) -> list[str]:

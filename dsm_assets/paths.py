@@ -18,6 +18,18 @@ def outputs_dir() -> Path:
     return Path(os.environ.get("DSM_OUTPUTS_DIR") or "outputs").resolve()
 
 
+def under(base: Path, *parts: str) -> Path:
+    """`base/parts…` for a folder or file we write, refused when a symlink on the way leads out of `base`
+    (the data or outputs dir): what we write stays where the user pointed DSM_DATA_DIR / DSM_OUTPUTS_DIR."""
+    base = base.resolve()
+    path = base.joinpath(*parts)
+    target = path.resolve()
+    if target != base and base not in target.parents:
+        raise PathEscapeError(f"{path}: a symlink leads outside {base} (to {target}); dsm_assets writes only inside "
+                              "it: remove the link, or set DSM_DATA_DIR / DSM_OUTPUTS_DIR to the disk you want")
+    return path
+
+
 def inside(base: Path, relative: str | Path, *, what: str) -> Path:
     """Resolve `relative` under `base` and refuse anything (`..`, absolute paths, symlinks) that leaves it."""
     base = base.resolve()

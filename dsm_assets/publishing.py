@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from dsm_assets import atomic, versioning
+from dsm_assets.cache import cached_files
+from dsm_assets.errors import RemoteCorruptError, RemoteError, on_disk
+from dsm_assets.paths import under
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.remotes.base import Remote
-from dsm_assets.state import read_state
+from dsm_assets.state import read_state, shape_problem
 
 DATA_PATH = "data/train-00000-of-00001.parquet"
 INFO_PATH = "dsm.json"
+INFO_FIELDS = {"content_hash": str, "schema_hash": str, "rows": int, "history": list}
 
 
 @dataclass(frozen=True)
@@ -48,17 +52,28 @@ class PublishOutcome:
 
 def publish_cleaned(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, *, data_dir: Path,
                     repair: bool = False) -> PublishOutcome:
-    """Publish `cleaned` as the next version, or nothing when the latest version has the same content. With
-    `repair` (the last round_trip failed), an unchanged latest version has its data re-stored where the
-    remote's copy no longer matches (see Remote.repair)."""
+    """Publish `cleaned` as the next version, or nothing when the latest version has the same content.
+
+    With `repair` (the last round_trip failed), or when the latest version's dsm.json is corrupt, the files
+    of the latest version whose stored copy no longer matches are re-stored first (see `_repair`)."""
+    with on_disk(data_dir, f"publishing {spec.name}"):
+        return _publish(spec, remote, cleaned, data_dir, repair)
+
+
+def _publish(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, data_dir: Path, repair: bool) -> PublishOutcome:
     tags = remote.tags()
     latest = versioning.latest_tag(tags)
-    previous = json.loads(remote.read_file(tags[latest], INFO_PATH)) if latest else None
+    fixed = _repair(spec, remote, cleaned, data_dir, latest, tags[latest]) if latest and repair else ()
+    try:
+        previous = _read_info(remote, tags[latest]) if latest else None
+    except RemoteCorruptError:
+        if repair or not (fixed := _repair(spec, remote, cleaned, data_dir, latest, tags[latest])):
+            raise
+        previous = _read_info(remote, tags[latest])
     schema_hash = versioning.schema_hash(cleaned.schema)
     tag = versioning.next_tag(latest, previous and previous["content_hash"], previous and previous["schema_hash"],
                               cleaned.content_hash, schema_hash)
     if tag is None:
-        fixed = tuple(remote.repair(tags[latest], {DATA_PATH: cleaned.path})) if repair else ()
         outcome = PublishOutcome(spec.name, latest, tags[latest], remote.version_url(latest), 0, (), False,
                                  previous["content_hash"], previous["rows"], repaired=fixed)
     else:
@@ -71,6 +86,36 @@ def publish_cleaned(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, *, d
                                  done.files, True, cleaned.content_hash, cleaned.rows)
     record_latest(data_dir, outcome)
     return outcome
+
+
+def _read_info(remote: Remote, commit: str) -> dict[str, Any]:
+    raw = remote.read_file(commit, INFO_PATH)
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        info = None
+    if shape_problem(info, INFO_FIELDS):
+        raise RemoteError(f"{remote.url}: {INFO_PATH} at {commit[:12]} is not what dsm_assets writes; restore it "
+                          "or publish to a new repo")
+    return info
+
+
+def _repair(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, data_dir: Path, tag: str,
+            commit: str) -> tuple[str, ...]:
+    """Re-store the files of `tag` whose stored copy is corrupt, from local copies that still hold their
+    recorded content: the cleaned parquet, the offline cache of that version, and a dataset card rebuilt
+    from the version's dsm.json. Returns the repaired paths (Remote.repair checks every local copy's hash)."""
+    sources = {**cached_files(spec, data_dir, tag, commit), DATA_PATH: cleaned.path}
+    fixed = remote.repair(commit, sources)
+    try:
+        info = _read_info(remote, commit)
+    except RemoteError:
+        return tuple(fixed)
+    with atomic.scratch_dir(staging_dir(data_dir)) as tmp:
+        card = tmp / "README.md"
+        card.write_text(dataset_card(spec, info))
+        fixed += remote.repair(commit, {"README.md": card})
+    return tuple(dict.fromkeys(fixed))
 
 
 def _version_info(spec: DatasetSpec, tag: str, cleaned: CleanedRef, schema_hash: str,
@@ -130,11 +175,11 @@ Published by dsm_assets. Load a pinned version with
 
 def staging_dir(data_dir: Path) -> Path:
     """Where a publish stages its files (the data dir's disk, never $TMPDIR)."""
-    return data_dir / ".dsm" / "staging"
+    return under(data_dir, ".dsm", "staging")
 
 
 def record_path(data_dir: Path, name: str) -> Path:
-    return data_dir / ".dsm" / "published" / f"{name}.json"
+    return under(data_dir, ".dsm", "published", f"{name}.json")
 
 
 def record_latest(data_dir: Path, outcome: PublishOutcome) -> None:
@@ -147,7 +192,7 @@ def read_latest(data_dir: Path, name: str) -> dict[str, Any] | None:
 
 
 def verified_path(data_dir: Path, name: str) -> Path:
-    return data_dir / ".dsm" / "verified" / f"{name}.json"
+    return under(data_dir, ".dsm", "verified", f"{name}.json")
 
 
 def record_verified(data_dir: Path, name: str, *, tag: str, commit: str, url: str) -> None:

@@ -31,13 +31,15 @@ import xxhash
 
 from dsm_assets import atomic, seals
 from dsm_assets.cache import read_manifest
-from dsm_assets.errors import DsmError
+from dsm_assets.errors import DsmError, on_disk
 from dsm_assets.fingerprint import hash_file
+from dsm_assets.paths import under
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.versioning import folder_name
 
 MANIFEST = "manifest.json"
 SEALS = ".seals.json"  # each shard's mtime when last verified (not part of the manifest: no data version)
+SELF_HASH = "manifest_xxh3_128"  # the manifest's own hash, over every other key
 log = logging.getLogger(__name__)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BATCH_ROWS = 4096
@@ -57,18 +59,28 @@ class ShardsResult:
 
 
 def shards_dir(outputs_dir: Path, spec: DatasetSpec, tag: str, commit: str) -> Path:
-    return outputs_dir / "shards" / spec.name / folder_name(tag, commit)
+    return under(outputs_dir, "shards", spec.name, folder_name(tag, commit))
 
 
 def manifest_hash(manifest: dict[str, Any]) -> str:
     return xxhash.xxh3_128_hexdigest(json.dumps(manifest, sort_keys=True).encode())
 
 
+def _self_hash(manifest: dict[str, Any]) -> str:
+    """The manifest's hash over every key but its own: a flipped byte anywhere in it is caught."""
+    return manifest_hash({k: v for k, v in manifest.items() if k != SELF_HASH})
+
+
+def sealed(manifest: dict[str, Any]) -> dict[str, Any]:
+    """`manifest` with its own hash (SELF_HASH) set, as it is written."""
+    return {**manifest, SELF_HASH: _self_hash(manifest)}
+
+
 def write_shards(spec: DatasetSpec, cache_folder: Path, outputs_dir: Path) -> ShardsResult:
     """Shard the cached version in `cache_folder` (a cache version folder with its cache_manifest.json)."""
     source = read_manifest(cache_folder)
     folder = shards_dir(outputs_dir, spec, source["version"], source["commit"])
-    with atomic.dir_lock(folder):
+    with on_disk(folder, f"writing the shards of {spec.name}"), atomic.dir_lock(folder):
         return _write_all(spec, cache_folder, folder, source)
 
 
@@ -85,6 +97,7 @@ def _write_all(spec: DatasetSpec, cache_folder: Path, folder: Path, source: dict
     manifest = {"dataset": spec.name, "version": source["version"], "commit": source["commit"],
                 "content_hash": source["content_hash"], "total_samples": table.num_rows,
                 "fields": _fields(spec, table.schema), "shards": shards, "hash": "xxh3_128"}
+    manifest = sealed(manifest)
     atomic.write_json(folder / MANIFEST, manifest)
     _write_seals(folder, manifest)
     return ShardsResult(folder, manifest, manifest_hash(manifest), written=True, repaired=problem)
@@ -101,7 +114,7 @@ def _reusable(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
                                                       "xxh3_128": s["xxh3_128"]}) for s in shards]
     except (OSError, ValueError, KeyError, TypeError):
         return None, None
-    problems = [p for p in problems if p] + verify_shards(folder, manifest, deep=False)
+    problems = verify_shards(folder, manifest, deep=False) + [p for p in problems if p]
     if problems:
         log.warning("%s; writing the shards again", problems[0])
         return None, problems[0]
@@ -237,8 +250,17 @@ def _header(name: str, size: int) -> bytes:
     return bytes(buf)
 
 
+def manifest_problem(folder: Path, manifest: Any) -> str | None:
+    """Why the manifest read from `folder` cannot be trusted (not ours, or changed since written), or None."""
+    if not isinstance(manifest, dict) or manifest.get(SELF_HASH) != _self_hash(manifest):
+        return f"{folder / MANIFEST} does not match its own hash (corrupted, or written by an older version)"
+    return None
+
+
 def verify_shards(folder: Path, manifest: dict[str, Any], *, deep: bool) -> list[str]:
     """Problems (empty when none): every shard present with its size, and with `deep` its hash."""
+    if problem := manifest_problem(folder, manifest):
+        return [problem]
     problems = []
     for shard in manifest["shards"]:
         path = folder / shard["name"]
@@ -254,20 +276,28 @@ def verify_shards(folder: Path, manifest: dict[str, Any], *, deep: bool) -> list
     return problems
 
 
-def publish_shards(remote, folder: Path, manifest: dict[str, Any], cache_folder: Path) -> str | None:
+@dataclass(frozen=True)
+class ShardsPublished:
+    tag: str
+    new: bool  # False: the tag already existed
+    repaired: tuple[str, ...] = ()  # files under the existing tag re-stored because their stored copy was corrupt
+
+
+def publish_shards(remote, folder: Path, manifest: dict[str, Any], cache_folder: Path) -> ShardsPublished:
     """Publish the shards next to the parquet of their version, as tag `<version>-shards`: a commit with the
     version's files (the remote already has them, so they are not uploaded again where it deduplicates)
-    plus `shards/`. Returns the tag, or None when it already exists. Raises ConcurrentPublishError when a
-    newer version was published meanwhile (its own shards will be published with it)."""
+    plus `shards/`. When the tag exists, its files are checked instead and any corrupt copy re-stored from
+    the local shards, just verified (Remote.repair). Raises ConcurrentPublishError when a newer version was
+    published meanwhile (its own shards will be published with it)."""
     tag = f"{manifest['version']}-shards"
     tags = remote.tags()
-    if tag in tags:
-        return None
     files = {path: cache_folder / path for path in read_manifest(cache_folder)["files"]}
     files.update({f"shards/{s['name']}": folder / s["name"] for s in manifest["shards"]})
     files["shards/" + MANIFEST] = folder / MANIFEST
+    if tag in tags:
+        return ShardsPublished(tag, new=False, repaired=tuple(remote.repair(tags[tag], files)))
     remote.publish(files, tag=tag, parent=tags.get(manifest["version"]), message=f"{manifest['version']} shards")
-    return tag
+    return ShardsPublished(tag, new=True)
 
 
 def shard_urls(folder: Path, manifest: dict[str, Any]) -> list[str]:

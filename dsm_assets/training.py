@@ -21,8 +21,8 @@ from typing import Any
 
 import xxhash
 
-from dsm_assets import __version__, atomic
-from dsm_assets.errors import StateError
+from dsm_assets import __version__, atomic, seals
+from dsm_assets.errors import StateError, on_disk
 from dsm_assets.lineage import LINEAGE, models_dir, read_lineage_file
 from dsm_assets.registry import DatasetSpec, ModelSpec
 from dsm_assets.shards import MANIFEST, manifest_hash, webdataset_pipeline
@@ -55,7 +55,7 @@ def train_model(model: ModelSpec, dataset: DatasetSpec, *, shards_folder: Path, 
     manifest = json.loads((shards_folder / MANIFEST).read_text())
     version = model_version(manifest)
     root = models_dir(outputs_dir, model.name)
-    with atomic.dir_lock(root):
+    with on_disk(root, f"training {model.name}"), atomic.dir_lock(root):
         return _train(model, dataset, manifest, version, root, shards_folder, upstream, run_id)
 
 
@@ -65,8 +65,11 @@ def _train(model: ModelSpec, dataset: DatasetSpec, manifest: dict[str, Any], ver
     folder = root / version
     try:
         lineage = read_lineage_file(folder / LINEAGE, model.name)
-    except StateError as exc:  # not reused: set aside and trained again (the next run repairs it)
-        log.warning("%s; training this version again", exc)
+        problem = lineage and _broken_artifact(folder, lineage)
+    except StateError as exc:
+        lineage, problem = None, str(exc)
+    if problem:  # not reused: set aside and trained again (the next run repairs it)
+        log.warning("%s; training this version again", problem)
         aside = root / f"{atomic.TEMP_PREFIX}corrupt-{secrets.token_hex(4)}"
         os.rename(folder, aside)  # out of the way at once; a crash before the rmtree leaves only a temp
         shutil.rmtree(aside)
@@ -88,6 +91,14 @@ def _train(model: ModelSpec, dataset: DatasetSpec, manifest: dict[str, Any], ver
     _write(root, folder, fitted, metrics, lineage)
     _point_latest(root, folder)
     return ModelResult(model.name, version, folder, metrics, lineage, trained=True)
+
+
+def _broken_artifact(folder: Path, lineage: dict[str, Any]) -> str | None:
+    """Why a file of the model folder no longer matches the seal lineage.json recorded for it, or None."""
+    sealed = lineage.get("files")
+    if not isinstance(sealed, dict) or not sealed:
+        return f"{folder / LINEAGE}: records no seals of the model's files (written by an older version)"
+    return next((p for name, seal in sorted(sealed.items()) if (p := seals.broken(folder / name, seal))), None)
 
 
 def _samples(shards_folder: Path) -> tuple[list[str], list[int], list[bool]]:
@@ -125,8 +136,10 @@ def _write(root: Path, folder: Path, fitted, metrics: dict[str, Any], lineage: d
     try:
         joblib.dump(fitted, tmp / "model.joblib")
         atomic.write_json(tmp / "metrics.json", metrics)
-        atomic.write_json(tmp / LINEAGE, lineage)  # written last inside the folder: its presence means complete
         atomic.fsync_file(tmp / "model.joblib")
+        # sealed: a reuse re-hashes any file whose size or mtime moved (the rename below keeps mtimes)
+        lineage["files"] = {p.name: seals.seal(p) for p in sorted(tmp.iterdir()) if p.name != LINEAGE}
+        atomic.write_json(tmp / LINEAGE, lineage)  # written last inside the folder: its presence means complete
         os.rename(tmp, folder)
         atomic.fsync_dir(root)
     except BaseException:

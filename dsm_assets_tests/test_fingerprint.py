@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
+
+import xxhash
 
 from dsm_assets.fingerprint import fingerprint_files
 
@@ -59,3 +62,21 @@ def test_damaged_cache_only_costs_a_reread(tmp_path):
     cache = tmp_path / "cache.json"
     cache.write_text("{not json")
     assert fingerprint_files(files, tmp_path / "d", cache).rehashed == 2
+
+
+def test_a_flipped_digest_in_the_stat_cache_is_not_trusted(tmp_path):
+    # before: an entry whose stat still matched was trusted, so a flipped digest gave the raw files a wrong
+    # fingerprint for as long as they were not touched; and an entry of the wrong shape was a TypeError
+    files = make_tree(tmp_path / "d")
+    cache = tmp_path / "cache.json"
+    good = fingerprint_files(files, tmp_path / "d", cache)
+    text = cache.read_text()
+    digest = json.loads(text)["entries"]["a.csv"][2]
+    cache.write_text(text.replace(digest, ("0" if digest[0] != "0" else "1") + digest[1:]))
+    again = fingerprint_files(files, tmp_path / "d", cache)
+    assert (again.rehashed, again.digest) == (2, good.digest)
+    for entry in ([1, 2], 5, "x", [1.5, 2, "d"], None):
+        entries = {"a.csv": entry}  # hashed right, so only the shape check stands between it and a traceback
+        cache.write_text(json.dumps({"entries": entries, "xxh3_128": xxhash.xxh3_128_hexdigest(
+            json.dumps(entries, sort_keys=True).encode())}))
+        assert fingerprint_files(files, tmp_path / "d", cache).digest == good.digest

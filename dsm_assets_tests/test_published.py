@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pyarrow.parquet as pq
+import pytest
 
 from dsm_assets.defs.factory import MATERIALIZE_JOB, OBSERVE_JOB, build_definitions
 from dsm_assets.defs.resources import DsmRemotes
@@ -65,6 +66,26 @@ def test_round_trip_mismatch_fails_naming_the_difference_and_blocks_downstream(s
         assert third.success and round_trip(third).passed
         assert remote.tags() == {"v1.0": commit}  # no new version for the same content
         assert len(instance.fetch_materializations(probe_key, limit=10).records) == probe_runs_before + 1
+
+
+@pytest.mark.parametrize("path", ["README.md", "dsm.json"])
+def test_a_corrupt_card_or_dsm_json_on_the_local_remote_is_rebuilt_by_the_next_runs(path, shipped, data_dir):
+    # before: a flipped byte in the card was named by round_trip on every run and never rebuilt; one in
+    # dsm.json was read as the previous version's record (a JSON error, or a wrong content hash and so a
+    # spurious new version)
+    defs = graph_with_probe(shipped, data_dir)
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert run(defs, instance).success
+        remote = LocalRemote(data_dir / "remote" / "dsm" / "chords")
+        commit = remote.tags()["v1.0"]
+        obj = remote.object_path(commit, path)
+        good = obj.read_bytes()
+        obj.write_bytes(good.replace(b"chords", b"chordz", 1))
+        results = [run(defs, instance) for _ in range(2)]
+        assert results[-1].success and round_trip(results[-1]).passed
+        assert obj.read_bytes() == good and remote.tags() == {"v1.0": commit}  # repaired, no new version
+        failures = [c.description for r in results for c in r.get_asset_check_evaluations() if not c.passed]
+        assert all(str(obj) in text and "\n" not in text for text in failures)
 
 
 def test_whole_graph_publishes_to_hub_and_s3(tmp_path, data_dir, hub_server, aws_env):

@@ -10,7 +10,15 @@ import pytest
 import webdataset as wds
 
 from dsm_assets.defs.shards import evaluate
-from dsm_assets.shards import MANIFEST, ShardError, shard_urls, verify_shards, webdataset_pipeline, write_shards
+from dsm_assets.shards import (
+    MANIFEST,
+    ShardError,
+    sealed,
+    shard_urls,
+    verify_shards,
+    webdataset_pipeline,
+    write_shards,
+)
 
 from .caching import cache_latest, publish_and_verify
 
@@ -94,7 +102,11 @@ def test_manifest_that_disagrees_with_the_shards(shapes, data_dir):
     spec, folder, manifest = shapes
     manifest["shards"][0]["samples"] += 1
     manifest["total_samples"] += 1
-    (folder / MANIFEST).write_text(json.dumps(manifest))
+    (folder / MANIFEST).write_text(json.dumps(manifest))  # edited by hand: fails its own hash
+    assert {text for _, text in checks(spec, folder, data_dir).values()} == {
+        f"{folder / MANIFEST} does not match its own hash (corrupted, or written by an older version); "
+        "materialise the shards again to rewrite it"}
+    (folder / MANIFEST).write_text(json.dumps(sealed(manifest)))  # wrong but consistent, as a buggy writer's
     got = checks(spec, folder, data_dir)
     assert not got["integrity"][0]
     assert "shapes-000000.tar holds 100 samples, the manifest says 101" in got["integrity"][1]
@@ -192,7 +204,7 @@ def test_shards_published_next_to_the_parquet(kind, shipped, data_dir, tmp_path,
     from dsm_assets.cache import refresh_cache
     from dsm_assets.cleaning import clean_dataset
     from dsm_assets.publishing import DATA_PATH, CleanedRef, publish_cleaned
-    from dsm_assets.shards import publish_shards
+    from dsm_assets.shards import ShardsPublished, publish_shards
     from dsm_assets.versioning import latest_tag
 
     from .servers import make_remote
@@ -204,14 +216,24 @@ def test_shards_published_next_to_the_parquet(kind, shipped, data_dir, tmp_path,
                           data_dir=data_dir)
     cached = refresh_cache(spec, remote, tag=out.tag, commit=out.commit, data_dir=data_dir)
     sharded = write_shards(spec, cached.path, tmp_path / "outputs")
-    assert publish_shards(remote, sharded.folder, sharded.manifest, cached.path) == "v1.0-shards"
+    assert publish_shards(remote, sharded.folder, sharded.manifest, cached.path) == ShardsPublished("v1.0-shards", True)
     tags = remote.tags()
     assert latest_tag(tags) == "v1.0" and tags["v1.0"] == out.commit  # versioning does not see the shards tag
     files = remote.list_files(tags["v1.0-shards"])
     assert {DATA_PATH, "shards/manifest.json", "shards/shapes-000000.tar"} <= set(files)
     first = sharded.manifest["shards"][0]["name"]
     assert remote.read_file(tags["v1.0-shards"], f"shards/{first}") == (sharded.folder / first).read_bytes()
-    assert publish_shards(remote, sharded.folder, sharded.manifest, cached.path) is None  # already there
+    again = publish_shards(remote, sharded.folder, sharded.manifest, cached.path)
+    assert again == ShardsPublished("v1.0-shards", new=False)  # already there, and intact
+    if kind == "local":  # a flipped byte in a published shard is re-stored from the local (verified) shard
+        obj = remote.object_path(tags["v1.0-shards"], f"shards/{first}")
+        data = bytearray(obj.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        obj.write_bytes(bytes(data))
+        repaired = publish_shards(remote, sharded.folder, sharded.manifest, cached.path)
+        assert repaired.repaired == (f"shards/{first}",)
+        assert obj.read_bytes() == (sharded.folder / first).read_bytes()
+        assert remote.tags() == tags
 
 
 def test_a_corrupted_shard_is_rewritten_not_reused(tmp_path, shipped, data_dir):

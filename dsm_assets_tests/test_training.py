@@ -40,3 +40,23 @@ def test_same_inputs_reuse_the_model_version(data_dir, shipped, tmp_path):
     first = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs, upstream={}, run_id="a")
     again = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs, upstream={}, run_id="b")
     assert (again.version, again.trained, again.lineage["dagster_run_id"]) == (first.version, False, "a")
+
+
+def test_a_corrupted_model_file_is_trained_again_not_reused(data_dir, shipped, tmp_path, caplog):
+    # before: a model folder was reused on the strength of its lineage.json alone; a flipped byte in
+    # model.joblib (same size) was handed on as the model of this version forever
+    outputs = tmp_path / "outputs"
+    spec, sharded = shard_text_reviews(data_dir, shipped, outputs)
+    model = shipped.model("sentiment")
+    first = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs, upstream={}, run_id="a")
+    assert set(first.lineage["files"]) == {"model.joblib", "metrics.json"}
+    joblib_file = first.folder / "model.joblib"
+    data = bytearray(joblib_file.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    joblib_file.write_bytes(bytes(data))
+    again = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs, upstream={}, run_id="b")
+    assert (again.version, again.trained, again.lineage["dagster_run_id"]) == (first.version, True, "b")
+    assert f"{joblib_file}: content changed since it was written" in caplog.text
+    assert joblib.load(again.folder / "model.joblib").predict(["The lid is truly awful."]) == [1]
+    third = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs, upstream={}, run_id="c")
+    assert (third.trained, third.lineage["dagster_run_id"]) == (False, "b")  # intact now: reused

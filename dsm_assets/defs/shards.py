@@ -39,15 +39,18 @@ def build_shards_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
         if event is None:
             raise dg.Failure(f"{spec.name}/cache was never materialised; materialise it first")
         cache_folder = Path(event.asset_materialization.metadata["path"].value)
-        published_tag = None
+        published = None
         with as_failure():
             result = shards.write_shards(spec, cache_folder, dsm_paths.outputs)
             if spec.shards.publish:
                 remote = dsm_remotes.open(spec, dsm_paths.data)
-                published_tag = shards.publish_shards(remote, result.folder, result.manifest, cache_folder)
+                published = shards.publish_shards(remote, result.folder, result.manifest, cache_folder)
         m = result.manifest
         if result.repaired:
             context.log.warning(f"{spec.name}: shards not reused, rewritten: {result.repaired}")
+        if published and published.repaired:
+            context.log.warning(f"{spec.name}: {published.tag} was corrupt on the remote; re-stored "
+                                f"{', '.join(published.repaired)} from the local shards")
         context.log.info(f"{spec.name}: {'wrote' if result.written else 'reused'} {len(m['shards'])} shard(s), "
                          f"{m['total_samples']} samples, in {result.folder}")
         return dg.MaterializeResult(data_version=dg.DataVersion(result.manifest_hash), metadata={
@@ -55,10 +58,19 @@ def build_shards_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
             "dagster/row_count": m["total_samples"], "size": size(sum(s["bytes"] for s in m["shards"])),
             "manifest": dg.MetadataValue.path(str(result.folder / shards.MANIFEST)),
             "manifest_hash": result.manifest_hash, "written": result.written, "fields": ", ".join(m["fields"]),
-            "published": published_tag or ("already published" if spec.shards.publish else "not published"),
+            "published": _published_text(published),
         })
 
     return _shards
+
+
+def _published_text(published: shards.ShardsPublished | None) -> str:
+    if published is None:
+        return "not published"
+    if published.new:
+        return published.tag
+    return f"already published as {published.tag}" + (f", repaired {len(published.repaired)} file(s)"
+                                                       if published.repaired else "")
 
 
 CHECKS = {
@@ -101,6 +113,8 @@ def evaluate(spec: DatasetSpec, folder: Path, data_dir: Path) -> dict[str, tuple
         manifest = json.loads((folder / shards.MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         return {name: (False, f"manifest.json unreadable in {folder}: {exc}") for name in CHECKS}
+    if problem := shards.manifest_problem(folder, manifest):
+        return {name: (False, f"{problem}; materialise the shards again to rewrite it") for name in CHECKS}
     total = manifest["total_samples"]
     expected = max(1, min(spec.shards.count, total))
     present = [s for s in manifest["shards"] if (folder / s["name"]).is_file()]

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dsm_assets.paths import under
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.remotes.base import Published, Remote
 
@@ -38,7 +39,7 @@ def open_remote(spec: DatasetSpec, *, data_dir: Path, settings: RemoteSettings |
 
         return HubRemote(remote.repo, endpoint=settings.hf_endpoint or DEFAULT_HUB_ENDPOINT,
                          token=settings.hf_token, private=remote.private, create=remote.create,
-                         cache_dir=data_dir / ".dsm" / "hf-cache", max_tries=settings.max_tries,
+                         cache_dir=under(data_dir, ".dsm", "hf-cache"), max_tries=settings.max_tries,
                          backoff_seconds=settings.backoff_seconds)
     if remote.kind == "s3":
         from dsm_assets.remotes.s3 import S3Remote
@@ -47,4 +48,4 @@ def open_remote(spec: DatasetSpec, *, data_dir: Path, settings: RemoteSettings |
                         max_attempts=settings.max_tries)
     from dsm_assets.remotes.local import LocalRemote
 
-    return LocalRemote(data_dir / "remote" / remote.repo)
+    return LocalRemote(under(data_dir, "remote", *remote.repo.split("/")))

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dsm_assets import atomic
-from dsm_assets.errors import RemoteError, RemoteNotFoundError
+from dsm_assets.errors import RemoteCorruptError, RemoteError, RemoteNotFoundError
 from dsm_assets.remotes.base import Published, Remote, ensure_publishable, sha256_file
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,9 @@ class LocalRemote(Remote):
         return self.root / "objects" / files[path]["sha256"]
 
     def read_file(self, commit: str, path: str) -> bytes:
-        return self.object_path(commit, path).read_bytes()
+        """One file's bytes, after checking they still hash to their address (these files are small)."""
+        self.object_path(commit, path)  # a path the commit does not hold is RemoteNotFoundError
+        return self._intact(commit, path, self._commit(commit)["files"][path]["sha256"]).read_bytes()
 
     def download(self, commit: str, path: str, dest: Path) -> None:
         shutil.copyfile(self.object_path(commit, path), dest)
@@ -147,12 +149,13 @@ class LocalRemote(Remote):
     def _intact(self, commit: str, path: str, digest: str) -> Path:
         """The object behind `path` at `commit`, after checking it still hashes to its address."""
         obj = self.root / "objects" / digest
+        fix = "the next publish re-stores it from the cleaned data or the offline cache"
         try:
             actual = sha256_file(obj)
         except OSError as exc:
-            raise RemoteError(f"{obj}: {path} at {commit[:12]} is unreadable ({exc.strerror or exc}); the next "
-                              "publish of this content uploads it again") from None
+            raise RemoteCorruptError(f"{obj}: {path} at {commit[:12]} is unreadable ({exc.strerror or exc}); "
+                                     f"{fix}") from None
         if actual != digest:
-            raise RemoteError(f"{obj}: {path} at {commit[:12]} is corrupt: sha256 {actual}, expected {digest}; the "
-                              "next publish of this content uploads it again")
+            raise RemoteCorruptError(f"{obj}: {path} at {commit[:12]} is corrupt: sha256 {actual}, expected "
+                                     f"{digest}; {fix}")
         return obj
