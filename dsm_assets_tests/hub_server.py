@@ -46,9 +46,10 @@ starts with a commit holding `.gitattributes`, so `main` always exists; HEAD ans
 X-Xet-Hash; chunked request bodies are decoded; every answer has Content-Length (HTTP/1.1 keep-alive).
 
 Test hooks on HubServer:
-    inject(status, times=1, *, method=None, path_contains=None, headers=None)  the next `times` requests matching
-        method and raw-path substring get `status` with a JSON error body and `headers` (e.g. {"Retry-After": "1"});
-        with after=True the request is carried out first and only its reply replaced (a reply lost in transit)
+    inject(status, times=1, *, method=None, path_contains=None, headers=None, message=None)  the next `times`
+        requests matching method and raw-path substring get `status` with a JSON error body (`message`) and
+        `headers` (e.g. {"Retry-After": "1"}); with after=True the request is carried out first and only its
+        reply replaced (a reply lost in transit)
     clear_faults()          drops pending faults and sets delay_seconds back to 0
     delay_seconds           seconds to sleep before answering each request
     requests, clear_log()   (method, raw path without query) of every request seen
@@ -128,6 +129,10 @@ class Fault:
     path_contains: str | None
     headers: dict[str, str]
     after: bool = False  # answer the fault only after doing the work: a reply lost on the way back
+    message: str | None = None  # the error message (default "Injected fault: HTTP <status>")
+
+    def error(self) -> HubError:
+        return HubError(self.status, self.message or f"Injected fault: HTTP {self.status}", headers=self.headers)
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and (self.method in (None, method)) and (self.path_contains or "") in path
@@ -406,9 +411,9 @@ class HubServer:
         self.stop()
 
     def inject(self, status: int, times: int = 1, *, method: str | None = None, path_contains: str | None = None,
-               headers: dict[str, str] | None = None, after: bool = False) -> None:
+               headers: dict[str, str] | None = None, after: bool = False, message: str | None = None) -> None:
         with self._lock:
-            self._faults.append(Fault(status, times, method, path_contains, dict(headers or {}), after))
+            self._faults.append(Fault(status, times, method, path_contains, dict(headers or {}), after, message))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -442,14 +447,14 @@ class HubServer:
             time.sleep(self.delay_seconds)
         try:
             if fault and not fault.after:
-                raise HubError(fault.status, f"Injected fault: HTTP {fault.status}", headers=fault.headers)
+                raise fault.error()
             if self.token and path != "/api/agent-harnesses" and headers.get("Authorization") != f"Bearer {self.token}":
                 raise HubError(401, BAD_TOKEN)
             handler, args = self._route(method, path)
             with self._lock:
                 result = self._call(handler, Request(method, parse_qs(query), headers, body), args)
             if fault:  # after=True: the work is done, the client hears a failure
-                raise HubError(fault.status, f"Injected fault: HTTP {fault.status}", headers=fault.headers)
+                raise fault.error()
             return result if isinstance(result, Reply) else Reply(200, result)
         except HubError as exc:
             return exc.reply()

@@ -5,6 +5,9 @@ also lose a reply after the write happened (`after=True`), which a retry must no
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 
 from dsm_assets.errors import RemoteError
@@ -114,3 +117,54 @@ def test_hub_promotion_stored_but_its_reply_lost_fails_cleanly_and_the_next_run_
     v11 = publish_cleaned(spec, remote, new, data_dir=tmp_path)
     assert (v11.tag, hub_server.tags(remote.repo_id)["v1.1"]) == ("v1.1", v11.commit)
     assert HUB_TOKEN not in repr(remote)
+
+
+COMMIT_LOCK = "Another commit operation is in progress, please try again later"  # the Hub's 409 under a lock
+
+
+def test_hub_commit_lock_409_is_retried_not_taken_for_another_writer(hub_server, spec, tmp_path, caplog):
+    # before: every 409 was ConcurrentPublishError ("another writer got there first"), never retried
+    remote = hub_remote(hub_server, tmp_path)
+    v10, new = publish_twice(spec, remote, tmp_path)
+    hub_server.inject(409, times=2, path_contains="/commit/", message=COMMIT_LOCK)
+    v11 = publish_cleaned(spec, remote, new, data_dir=tmp_path)
+    assert hub_server.tags(remote.repo_id) == {"v1.0": v10.commit, "v1.1": v11.commit}
+    assert caplog.text.count("HTTP 409; retrying in") == 2
+
+
+def test_hub_commit_lock_that_never_clears_is_one_line_and_publishes_nothing(hub_server, spec, tmp_path):
+    remote = hub_remote(hub_server, tmp_path)
+    v10, new = publish_twice(spec, remote, tmp_path)
+    hub_server.inject(409, times=100, path_contains="/commit/", message=COMMIT_LOCK)
+    with pytest.raises(RemoteError) as raised:
+        publish_cleaned(spec, remote, new, data_dir=tmp_path)
+    message = str(raised.value)
+    assert "another commit to " in message and "still in progress after 3 tries (HTTP 409)" in message
+    assert "\n" not in message and hub_server.tags(remote.repo_id) == {"v1.0": v10.commit}
+
+
+def test_hub_429_retry_after_is_honoured_with_one_line_per_wait(hub_server, spec, tmp_path, caplog):
+    # before: Retry-After was ignored (three quick tries, ~0.03 s here, then failure)
+    remote = hub_remote(hub_server, tmp_path)
+    v10, new = publish_twice(spec, remote, tmp_path)
+    hub_server.inject(429, path_contains="/commit/", headers={"Retry-After": "2"})
+    started = time.monotonic()
+    v11 = publish_cleaned(spec, remote, new, data_dir=tmp_path)
+    assert time.monotonic() - started >= 2.0
+    assert hub_server.tags(remote.repo_id) == {"v1.0": v10.commit, "v1.1": v11.commit}
+    [line] = [r.getMessage() for r in caplog.records if "rate limited" in r.getMessage()]
+    assert re.fullmatch(rf"{remote.url}: rate limited by the Hub \(commit to dsm-staging-v1\.1-\w+\); retrying in 2 s",
+                        line), line
+
+
+def test_hub_429_asking_for_longer_than_the_budget_fails_at_once_in_one_line(hub_server, spec, tmp_path):
+    remote = hub_remote(hub_server, tmp_path, max_wait_seconds=60)
+    v10, new = publish_twice(spec, remote, tmp_path)
+    hub_server.inject(429, times=5, path_contains="/commit/", headers={"Retry-After": "271"})
+    started = time.monotonic()
+    with pytest.raises(RemoteError) as raised:
+        publish_cleaned(spec, remote, new, data_dir=tmp_path)
+    assert time.monotonic() - started < 30  # it did not sleep 271 s
+    assert "rate limited by the Hub, which asks to retry after 271 s; past the 60 s this remote waits" in str(
+        raised.value)
+    assert hub_server.tags(remote.repo_id) == {"v1.0": v10.commit}

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dsm_assets.errors import RemoteError
 from dsm_assets.paths import under
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.remotes.base import Published, Remote
@@ -24,11 +25,24 @@ class RemoteSettings:
     aws_endpoint_url: str | None = None
     max_tries: int = 5
     backoff_seconds: float = 1.0
+    max_wait_seconds: float = 900.0  # total time a Hub call may spend waiting on rate limits and retries
 
     @classmethod
     def from_env(cls) -> RemoteSettings:
         return cls(hf_endpoint=os.environ.get("HF_ENDPOINT"), hf_token=os.environ.get("HF_TOKEN"),
-                   aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
+                   aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
+                   max_wait_seconds=_seconds("DSM_HUB_MAX_WAIT_SECONDS", cls.max_wait_seconds))
+
+
+def _seconds(variable: str, default: float) -> float:
+    value = os.environ.get(variable)
+    try:
+        seconds = float(value) if value else default
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise RemoteError(f"{variable}={value!r}: expected a number of seconds (default {default:.0f})")
+    return seconds
 
 
 def open_remote(spec: DatasetSpec, *, data_dir: Path, settings: RemoteSettings | None = None) -> Remote:
@@ -40,7 +54,7 @@ def open_remote(spec: DatasetSpec, *, data_dir: Path, settings: RemoteSettings |
         return HubRemote(remote.repo, endpoint=settings.hf_endpoint or DEFAULT_HUB_ENDPOINT,
                          token=settings.hf_token, private=remote.private, create=remote.create,
                          cache_dir=under(data_dir, ".dsm", "hf-cache"), max_tries=settings.max_tries,
-                         backoff_seconds=settings.backoff_seconds)
+                         backoff_seconds=settings.backoff_seconds, max_wait_seconds=settings.max_wait_seconds)
     if remote.kind == "s3":
         from dsm_assets.remotes.s3 import S3Remote
 

@@ -11,13 +11,18 @@ latest tag, and tags are the truth, so the previous version is still the latest.
 re-sends only small files: parquet goes through LFS/Xet, whose content-addressed storage already holds it.
 
 create_commit, create_tag and the other calls the client does not retry are retried here (tenacity) on
-429/5xx and connection errors, with exponential backoff and a bounded number of tries. The token is
-passed to HfApi and never appears in messages or metadata."""
+408/429/5xx, connection errors and the Hub's commit lock (409 "another commit operation is in progress",
+which is not another writer: that is 412 on the parent or 409 on the tag), with exponential backoff and
+a bounded number of tries. A `Retry-After` is honoured, one log line per wait, as long as the waits stay
+within `max_wait_seconds` (15 minutes by default); a longer one ends as one RemoteError line. hf_xet raises
+builtin exceptions: connection and timeout errors are retried like transport errors, and any of them ends
+as one RemoteError line. The token is passed to HfApi and never appears in messages or metadata."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import secrets
 import shutil
@@ -32,13 +37,18 @@ import httpx2
 import pyarrow as pa
 from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from dsm_assets.errors import ConcurrentPublishError, RemoteAuthError, RemoteError, RemoteNotFoundError
 from dsm_assets.fingerprint import digest_file
 from dsm_assets.remotes.base import Published, Remote, ensure_publishable, redact_url, sha256_file
 
-RETRY_STATUSES = {429, 500, 502, 503, 504}
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+LOCKED = ("commit operation is in progress", "conflicting operation is in progress")
+XET_ERRORS = (ConnectionError, TimeoutError, RuntimeError)  # what hf_xet raises; the first two are retried
+MAX_WAIT_SECONDS = 900.0
 T = TypeVar("T")
 
 # Run in a subprocess so that HF_ENDPOINT/HF_HOME, which datasets reads at import, are set before import.
@@ -56,13 +66,13 @@ class HubRemote(Remote):
 
     def __init__(self, repo_id: str, *, endpoint: str, token: str | None, private: bool = True,
                  create: bool = True, cache_dir: Path | None = None, max_tries: int = 5,
-                 backoff_seconds: float = 1.0) -> None:
+                 backoff_seconds: float = 1.0, max_wait_seconds: float = MAX_WAIT_SECONDS) -> None:
         self.repo_id = repo_id
         self.endpoint = endpoint.rstrip("/")
         self._token = token
         self.private, self.create = private, create
         self.cache_dir = cache_dir
-        self.max_tries, self.backoff_seconds = max_tries, backoff_seconds
+        self.max_tries, self.backoff_seconds, self.max_wait_seconds = max_tries, backoff_seconds, max_wait_seconds
         self.api = HfApi(endpoint=self.endpoint, token=token or False)
         self._repo_ready = False
 
@@ -183,15 +193,47 @@ class HubRemote(Remote):
                 return pa.ipc.open_file(source).read_all()
 
     def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        retrying = Retrying(stop=stop_after_attempt(self.max_tries), reraise=True, retry=retry_if_exception(_retryable),
-                            wait=wait_exponential(multiplier=self.backoff_seconds, max=30 * self.backoff_seconds))
+        retrying = Retrying(retry=retry_if_exception(_retryable), stop=self._stop, wait=self._wait, reraise=True,
+                            before_sleep=lambda state: self._log_wait(what, state))
         try:
             return retrying(fn, *args, **kwargs)
-        except (HfHubHTTPError, httpx2.TransportError) as exc:
+        except (HfHubHTTPError, httpx2.TransportError, *XET_ERRORS) as exc:
             raise self._translate(exc, what) from None
 
+    def _wait(self, state: RetryCallState) -> float:
+        """The server's Retry-After when it sent one, else exponential backoff from `backoff_seconds`."""
+        after = _retry_after(state.outcome.exception())
+        if after is not None:
+            return after
+        return min(self.backoff_seconds * 2 ** (state.attempt_number - 1), 30 * self.backoff_seconds)
+
+    def _stop(self, state: RetryCallState) -> bool:
+        if state.idle_for + self._wait(state) > self.max_wait_seconds:
+            return True  # the next wait would pass the budget: give up now rather than sleep in vain
+        rate_limited = _retry_after(state.outcome.exception()) is not None
+        return not rate_limited and state.attempt_number >= self.max_tries
+
+    def _log_wait(self, what: str, state: RetryCallState) -> None:
+        exc, wait = state.outcome.exception(), state.upcoming_sleep
+        if _status(exc) == 429:
+            log.warning("%s: rate limited by the Hub (%s); retrying in %.0f s", self.url, what, wait)
+        else:
+            log.warning("%s: %s: %s; retrying in %.1f s (try %d of %d)", self.url, what, _reason(exc), wait,
+                        state.attempt_number + 1, self.max_tries)
+
     def _translate(self, exc: Exception, what: str) -> RemoteError:
-        status = getattr(getattr(exc, "response", None), "status_code", None)
+        status = _status(exc)
+        if isinstance(exc, XET_ERRORS) and not isinstance(exc, HfHubHTTPError):
+            reason = _reason(exc).replace(self._token, "***") if self._token else _reason(exc)
+            return RemoteError(f"{self.url}: {what} failed in the Xet transfer ({reason}); nothing was "
+                               "promoted, the latest version is unchanged")
+        if status == 429 and (after := _retry_after(exc)) is not None:
+            return RemoteError(f"{self.url}: {what}: rate limited by the Hub, which asks to retry after {after:.0f} s; "
+                               f"past the {self.max_wait_seconds:.0f} s this remote waits (max_wait_seconds). Nothing "
+                               "was promoted; run again later")
+        if status == 409 and _locked(exc):
+            return RemoteError(f"{self.url}: {what}: another commit to {self.repo_id} was still in progress after "
+                               f"{self.max_tries} tries (HTTP 409); nothing was promoted, run again")
         if isinstance(exc, RepositoryNotFoundError):
             return RemoteNotFoundError(f"{self.url}: {what}: dataset repo '{self.repo_id}' not found; create it "
                                        "or set remote.create: true in the registry (or set HF_TOKEN if it is private)")
@@ -214,10 +256,37 @@ class HubRemote(Remote):
 
 
 def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, httpx2.TransportError):
+    if isinstance(exc, httpx2.TransportError | ConnectionError | TimeoutError):
         return True
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    return isinstance(exc, HfHubHTTPError) and status in RETRY_STATUSES
+    return isinstance(exc, HfHubHTTPError) and (_status(exc) in RETRY_STATUSES or _locked(exc))
+
+
+def _status(exc: BaseException | None) -> int | None:
+    return getattr(getattr(exc, "response", None), "status_code", None)
+
+
+def _locked(exc: BaseException) -> bool:
+    """The Hub's commit lock: a 409 that says another operation on the repo is still running."""
+    text = f"{getattr(exc, 'server_message', None) or ''} {exc}".lower()
+    return _status(exc) == 409 and any(phrase in text for phrase in LOCKED)
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    """Seconds from a 429/503's `Retry-After: N` (the form the Hub sends), or None."""
+    response = getattr(exc, "response", None)
+    value = response.headers.get("Retry-After") if response is not None and _status(exc) in (429, 503) else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to backoff
+
+
+def _reason(exc: BaseException | None) -> str:
+    status = _status(exc)
+    if status:
+        return f"HTTP {status}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
 
 
 def _git_blob_id(path: Path) -> str:
