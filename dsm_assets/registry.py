@@ -25,6 +25,7 @@ NAME_RE = re.compile(r"^[a-z0-9_]+$")
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 FORMATS = ("csv", "jsonl", "parquet")
 REMOTE_KINDS = ("local", "hub", "s3")
+TRANSFERS = ("xet", "lfs")  # how a hub remote sends large files
 OWNER_RE = re.compile(r"^(team:[\w.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 UTF8_POLICIES = ("fail", "drop")
@@ -71,6 +72,7 @@ class Remote:
     create: bool = True  # hub: create the repo when missing (False: a missing repo is an error)
     bucket: str | None = None  # s3
     prefix: str = "datasets"  # s3: objects live under s3://<bucket>/<prefix>/<repo>/
+    transfer: str = "xet"  # hub: large files through Xet (content-defined chunks) or "lfs" (Git LFS)
 
     def display(self) -> str:
         if self.kind == "s3":
@@ -511,7 +513,7 @@ class _Checker:
         )
 
     def remote(self, value: Any, key: str, name: Any) -> Remote:
-        only = {"private": "hub", "create": "hub", "bucket": "s3", "prefix": "s3"}
+        only = {"private": "hub", "create": "hub", "transfer": "hub", "bucket": "s3", "prefix": "s3"}
         d = self.mapping(value, key, ("kind", "repo", *only))
         kind = d.get("kind", "local")
         if kind not in REMOTE_KINDS:
@@ -532,8 +534,11 @@ class _Checker:
         if not (isinstance(prefix, str) and prefix.strip("/") and ".." not in prefix.split("/")):
             self.fail(f"{key}.prefix", f"expected a key prefix like 'datasets', got {prefix!r}")
             prefix = "datasets"
+        transfer = d.get("transfer", "xet")
+        if transfer not in TRANSFERS:
+            self.fail(f"{key}.transfer", f"expected one of {', '.join(TRANSFERS)}, got {transfer!r}")
         return Remote(kind=kind, repo=repo, private=d.get("private", True), create=d.get("create", True),
-                      bucket=bucket, prefix=str(prefix).strip("/"))
+                      bucket=bucket, prefix=str(prefix).strip("/"), transfer=str(transfer))
 
     def shards(self, value: Any, key: str) -> Shards:
         d = self.mapping(value, key, ("count", "estimated_size", "publish"))

@@ -21,7 +21,7 @@ import yaml  # noqa: E402
 from dsm_assets.registry import DEFAULT_REGISTRY, DatasetSpec, Registry, load_registry  # noqa: E402
 from dsm_assets.samples import install_samples  # noqa: E402
 
-from .servers import aws_env, hub, hub_server, moto_url  # noqa: E402, F401  (shared fixtures)
+from .servers import aws_env, hub, hub_lfs, hub_lfs_server, hub_server, moto_url  # noqa: E402, F401  (shared fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,16 @@
 """A small Hugging Face Hub-compatible HTTP server for tests: standard library only, in memory, on 127.0.0.1.
 
 The real `huggingface_hub` (2.4) and `datasets` (5.2) clients work against it when pointed at `server.url`
-(`HfApi(endpoint=server.url, token=...)`, or `HF_ENDPOINT` set before they are imported). Only regular
-(non-LFS) uploads are supported: preupload always answers `"uploadMode": "regular"`, so no LFS or Xet is
-involved. That is enough for `HfApi.create_commit`, `upload_file` and `upload_folder`, but not for
-`Dataset.push_to_hub`. See /work/shared/notes/hub-api.md for the protocol facts this follows.
+(`HfApi(endpoint=server.url, token=...)`, or `HF_ENDPOINT` set before they are imported). Two modes:
+  - regular (default): preupload always answers `"uploadMode": "regular"`, so no LFS or Xet is involved;
+  - `lfs=True`, as the Hub: preupload answers `"lfs"` for names matching an LFS pattern of `.gitattributes`
+    (*.parquet, *.arrow, *.tar) or files of 10 MiB and more; the Git LFS batch API gives an upload action
+    only for objects it lacks; PUT stores them (sha256 and size checked); `lfsFile` commit lines; listings,
+    paths-info and `?blobs=true` siblings carry `lfs` fields and the pointer's blob id; resolve answers 302 to
+    the object on a second port (another origin, like the Hub's CDN) with `X-Linked-Etag`/`X-Linked-Size`.
+    The client takes that path with `HF_HUB_DISABLE_XET` (HubRemote(transfer="lfs")); with Xet on it asks
+    `xet-write-token`, which answers `xet_token_status` (503 by default): there is no Xet storage here.
+See ../shared/notes/hub-api.md for the protocol facts this follows.
 
 Endpoints (`T` is `datasets`, `models` or `spaces`; `{repo}` is `ns/name`; `{rev}` is a branch, tag,
 `refs/heads/x`, `refs/tags/x`, full sha or a unique sha prefix of 7+ characters, percent-encoded):
@@ -33,6 +39,10 @@ Endpoints (`T` is `datasets`, `models` or `spaces`; `{repo}` is `ns/name`; `{rev
     GET    /api/T/{repo}/commits/{rev}            newest first: [{"id", "title", "message", "authors", "date"}]
     HEAD   /[datasets/|spaces/]{repo}/resolve/{rev}/{file}   X-Repo-Commit, ETag "<git blob sha1>", Content-Length
     GET    (same)                                 the bytes; `Range: bytes=a-b` -> 206 + Content-Range (416 if beyond)
+    POST   /[datasets/]{repo}.git/info/lfs/objects/batch   (lfs mode) upload actions for missing objects
+    PUT    /lfs-upload/{sha256}/{size}            (lfs mode) the object's bytes; no token (a presigned URL)
+    GET    /lfs-objects/{sha256}                  (lfs mode, second port) the object; Range as above; no token
+    GET    /api/T/{repo}/xet-write-token/{rev}    `xet_token_status` with a JSON error
 
 Errors are JSON {"error": msg} with X-Error-Message, and X-Error-Code where the client maps it to an exception:
 RepoNotFound (missing repo -> RepositoryNotFoundError), RevisionNotFound, EntryNotFound (with X-Repo-Commit).
@@ -53,6 +63,7 @@ Test hooks on HubServer:
     clear_faults()          drops pending faults and sets delay_seconds back to 0
     delay_seconds           seconds to sleep before answering each request
     requests, clear_log()   (method, raw path without query) of every request seen
+    received, clear_received()  request body bytes by kind: "lfs" (object PUTs), "commit", "other"
     branch_head(repo_id, branch="main", repo_type="dataset"), tags(repo_id, repo_type="dataset"),
     files_at(repo_id, revision="main", repo_type="dataset") -> {path: bytes}
 
@@ -63,7 +74,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import contextlib
+import fnmatch
 import hashlib
 import itertools
 import json
@@ -78,7 +91,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-GITATTRIBUTES = b"*.arrow filter=lfs diff=lfs merge=lfs -text\n*.parquet filter=lfs diff=lfs merge=lfs -text\n"
+GITATTRIBUTES = (b"*.arrow filter=lfs diff=lfs merge=lfs -text\n*.parquet filter=lfs diff=lfs merge=lfs -text\n"
+                 b"*.tar filter=lfs diff=lfs merge=lfs -text\n")
+LFS_MIN_SIZE = 10 * 1024 * 1024  # the Hub stores any file this large through LFS, whatever its name
 BAD_TOKEN = "Invalid credentials in Authorization header"
 SHA_PREFIX = re.compile(r"[0-9a-f]{7,40}")
 URL_PREFIX = {"dataset": "datasets/", "model": "", "space": "spaces/"}
@@ -143,6 +158,28 @@ def blob_sha(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+class LfsBlob(bytes):
+    """A file's content stored through LFS: git holds only its pointer, listings carry an `lfs` field."""
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self).hexdigest()
+
+    def pointer(self) -> bytes:
+        return b"version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %d\n" % (self.sha256.encode(),
+                                                                                         len(self))
+
+
+def git_oid(data: bytes) -> str:
+    """The git blob id of what git stores: the content, or an LFS file's pointer."""
+    return blob_sha(data.pointer() if isinstance(data, LfsBlob) else data)
+
+
+def lfs_patterns(files: dict[str, bytes]) -> list[str]:
+    attributes = files.get(".gitattributes", b"").decode(errors="replace").splitlines()
+    return [line.split()[0] for line in attributes if "filter=lfs" in line.split()[1:]]
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -164,7 +201,7 @@ class Repo:
         return URL_PREFIX[self.kind] + self.repo_id
 
     def add_commit(self, parent: str | None, files: dict[str, bytes], title: str, message: str) -> str:
-        blobs = "".join(f"{p} {blob_sha(d)}\n" for p, d in sorted(files.items()))
+        blobs = "".join(f"{p} {git_oid(d)}\n" for p, d in sorted(files.items()))
         seed = f"{parent}\n{next(_counter)}\n{title}\n{blobs}"
         sha = hashlib.sha1(seed.encode()).hexdigest()
         self.commits[sha] = {"parent": parent, "files": files, "title": title, "message": message, "date": _now()}
@@ -186,11 +223,14 @@ class Repo:
 
 
 def _file_entry(path: str, data: bytes) -> dict:
-    return {"type": "file", "path": path, "oid": blob_sha(data), "size": len(data)}
+    entry = {"type": "file", "path": path, "oid": git_oid(data), "size": len(data)}
+    if isinstance(data, LfsBlob):
+        entry["lfs"] = {"oid": data.sha256, "size": len(data), "pointerSize": len(data.pointer())}
+    return entry
 
 
 def _dir_entry(path: str, files: dict[str, bytes]) -> dict:
-    inside = "".join(f"{p} {blob_sha(d)}\n" for p, d in sorted(files.items()) if p.startswith(f"{path}/"))
+    inside = "".join(f"{p} {git_oid(d)}\n" for p, d in sorted(files.items()) if p.startswith(f"{path}/"))
     inside = f"tree {path}\n{inside}"
     return {"type": "directory", "path": path, "oid": hashlib.sha1(inside.encode()).hexdigest()}
 
@@ -211,11 +251,16 @@ def _listing(files: dict[str, bytes], base: str, recursive: bool) -> list[dict]:
     return [entries[k] for k in sorted(entries)]
 
 
-def _apply(files: dict[str, bytes], key: str, value: dict) -> None:
+def _apply(hub: HubServer, files: dict[str, bytes], key: str, value: dict) -> None:
     path = value.get("path", "")
     if key == "file":
         content = value["content"]
         files[path] = base64.b64decode(content) if value.get("encoding") == "base64" else content.encode()
+    elif key == "lfsFile" and hub.lfs:
+        stored = hub.lfs_objects.get(value.get("oid", ""))
+        if stored is None or len(stored) != value.get("size"):
+            raise HubError(422, f"{path}: LFS object {value.get('oid')} was never uploaded")
+        files[path] = stored
     elif key == "deletedFile":
         if files.pop(path, None) is None:
             raise HubError(404, f"{path} does not exist", "EntryNotFound")
@@ -223,7 +268,7 @@ def _apply(files: dict[str, bytes], key: str, value: dict) -> None:
         for p in [p for p in files if p.startswith(path.rstrip("/") + "/")]:
             del files[p]
     elif key != "header":
-        raise HubError(400, f"'{key}' operations are not supported by this test server (regular uploads only)")
+        raise HubError(400, f"'{key}' operations are not supported by this test server in this mode")
 
 
 def _create_repo(hub: HubServer, req: Request) -> Any:
@@ -240,18 +285,63 @@ def _create_repo(hub: HubServer, req: Request) -> Any:
 def _repo_info(hub: HubServer, req: Request, repo: Repo, rev: str | None = None) -> Any:
     sha = repo.resolve(rev)
     blobs = req.flag("blobs")
-    siblings = [{"rfilename": p, **({"size": len(d), "blobId": blob_sha(d)} if blobs else {})}
+    siblings = [{"rfilename": p, **(_sibling_blob(d) if blobs else {})}
                 for p, d in sorted(repo.commits[sha]["files"].items())]
     return {"id": repo.repo_id, "author": repo.repo_id.split("/")[0], "sha": sha, "private": repo.private,
             "disabled": False, "gated": False, "lastModified": repo.commits[sha]["date"], "tags": [],
             "siblings": siblings}
 
 
+def _sibling_blob(data: bytes) -> dict:
+    out = {"size": len(data), "blobId": git_oid(data)}
+    if isinstance(data, LfsBlob):
+        out["lfs"] = {"size": len(data), "sha256": data.sha256, "pointerSize": len(data.pointer())}
+    return out
+
+
 def _preupload(hub: HubServer, req: Request, repo: Repo, rev: str) -> Any:
-    current = repo.files(rev)
-    return {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                       "oid": blob_sha(current[f["path"]]) if f["path"] in current else None}
-                      for f in req.json().get("files", [])]}
+    """Regular for everything, or in LFS mode by the Hub's rules: an LFS pattern of .gitattributes, or large."""
+    current, answers = repo.files(rev), []
+    for f in req.json().get("files", []):
+        path, old = f["path"], current.get(f["path"])
+        lfs = hub.lfs and (f.get("size", 0) >= LFS_MIN_SIZE
+                           or any(fnmatch.fnmatch(path.rsplit("/", 1)[-1], p) for p in lfs_patterns(current)))
+        oid = None if old is None else (hashlib.sha256(old).hexdigest() if lfs else blob_sha(old))
+        answers.append({"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
+    return {"files": answers}
+
+
+def _lfs_batch(hub: HubServer, req: Request, repo: Repo) -> Any:
+    """The Git LFS batch API: an upload action only for the objects the server does not hold yet."""
+    spec = req.json()
+    if spec.get("operation") != "upload" or not hub.lfs:
+        raise HubError(400, "only LFS uploads are supported by this test server")
+    objects = []
+    for obj in spec.get("objects", []):
+        entry = {"oid": obj["oid"], "size": obj["size"]}
+        if obj["oid"] not in hub.lfs_objects:
+            entry["actions"] = {"upload": {"href": f"{hub.url}/lfs-upload/{obj['oid']}/{obj['size']}"}}
+        objects.append(entry)
+    return Reply(200, {"transfer": "basic", "objects": objects}, {"Content-Type": "application/vnd.git-lfs+json"})
+
+
+def _lfs_upload(hub: HubServer, req: Request, oid: str, size: str) -> Any:
+    if hashlib.sha256(req.body).hexdigest() != oid or len(req.body) != int(size):
+        raise HubError(400, f"LFS upload of {oid}: content does not match its oid and size")
+    hub.lfs_objects[oid] = LfsBlob(req.body)
+    return {}
+
+
+def _lfs_object(hub: HubServer, req: Request, oid: str) -> Any:
+    """The "CDN": where resolve redirects an LFS file (another origin, so the client drops its token)."""
+    data = hub.lfs_objects.get(oid)
+    if data is None:
+        raise HubError(404, f"no LFS object {oid}")
+    return _bytes_reply(req, data, {"ETag": f'"{oid}"'})
+
+
+def _xet_write_token(hub: HubServer, req: Request, repo: Repo, rev: str) -> Any:
+    raise HubError(hub.xet_token_status, "Xet storage is not available on this test server")
 
 
 def _commit(hub: HubServer, req: Request, repo: Repo, rev: str) -> Any:
@@ -267,7 +357,7 @@ def _commit(hub: HubServer, req: Request, repo: Repo, rev: str) -> Any:
         raise HubError(412, "A commit has happened since. Please refresh and try again.")
     files = dict(repo.commits[head]["files"])
     for line in lines:
-        _apply(files, line["key"], line["value"])
+        _apply(hub, files, line["key"], line["value"])
     sha = repo.branches[branch] = repo.add_commit(head, files, header.get("summary", ""),
                                                   header.get("description", ""))
     return {"commitOid": sha, "commitUrl": f"{hub.url}/{repo.url_path}/commit/{sha}", "success": True}
@@ -346,8 +436,17 @@ def _resolve(hub: HubServer, req: Request, repo: Repo, rev: str, path: str) -> A
     data = repo.commits[sha]["files"].get(path)
     if data is None:
         raise HubError(404, f"Entry not found: {path}", "EntryNotFound", headers={"X-Repo-Commit": sha})
-    headers = {"X-Repo-Commit": sha, "ETag": f'"{blob_sha(data)}"', "Accept-Ranges": "bytes",
+    headers = {"X-Repo-Commit": sha, "ETag": f'"{git_oid(data)}"', "Accept-Ranges": "bytes",
                "Content-Type": "application/octet-stream"}
+    if isinstance(data, LfsBlob):  # as the Hub: a redirect to the object, its sha256 and size in X-Linked-*
+        location = f"{hub.cdn_url}/lfs-objects/{data.sha256}"
+        return Reply(302, b"", {**headers, "Location": location, "X-Linked-Etag": f'"{data.sha256}"',
+                                "X-Linked-Size": str(len(data))})
+    return _bytes_reply(req, data, headers)
+
+
+def _bytes_reply(req: Request, data: bytes, headers: dict[str, str]) -> Reply:
+    headers = {"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream", **headers}
     if req.method == "HEAD" or not req.headers.get("Range"):
         return Reply(200, data, headers)
     start, end = _byte_range(req.headers["Range"], len(data))
@@ -372,37 +471,63 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [(m, re.compile(rx), h) for
     ("POST", rf"/api/{_T}/{_REPO}/paths-info/{_REV}", _paths_info),
     ("GET", rf"/api/{_T}/{_REPO}/commits/{_REV}", _commits),
     ("GET|HEAD", rf"/(?:(?P<kind>datasets|spaces)/)?{_REPO}/resolve/{_REV}/(?P<path>.+)", _resolve),
+    ("POST", rf"/(?:(?P<kind>datasets|spaces)/)?{_REPO}\.git/info/lfs/objects/batch", _lfs_batch),
+    ("PUT", r"/lfs-upload/(?P<oid>[0-9a-f]{64})/(?P<size>\d+)", _lfs_upload),
+    ("GET|HEAD", r"/lfs-objects/(?P<oid>[0-9a-f]{64})", _lfs_object),
+    ("GET", rf"/api/{_T}/{_REPO}/xet-write-token/{_REV}", _xet_write_token),
 ]]
+# Presigned in real life: the client sends no Hub token to these
+UNAUTHENTICATED = ("/api/agent-harnesses", "/lfs-upload/", "/lfs-objects/")
 
 
 class HubServer:
     """The in-memory Hub. start() binds 127.0.0.1 (port 0 picks a free one) and serves from a daemon thread."""
 
-    def __init__(self, *, token: str | None = None, port: int = 0, user: str = "hub-test-user") -> None:
-        self.token, self.port, self.user = token, port, user
+    def __init__(self, *, token: str | None = None, port: int = 0, user: str = "hub-test-user",
+                 lfs: bool = False) -> None:
+        self.token, self.port, self.user, self.lfs = token, port, user, lfs
         self.repos: dict[tuple[str, str], Repo] = {}
+        self.lfs_objects: dict[str, LfsBlob] = {}
+        self.xet_token_status = 503
         self.requests: list[tuple[str, str]] = []
+        self.received: collections.Counter[str] = collections.Counter()  # request body bytes by kind
         self.delay_seconds = 0.0
         self._faults: list[Fault] = []
         self._lock = threading.RLock()
         self._httpd: ThreadingHTTPServer | None = None
+        self._cdn: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def cdn_url(self) -> str:
+        """Where LFS files are served from: the same server on another port, so another origin."""
+        return f"http://127.0.0.1:{self._cdn.server_address[1]}" if self._cdn else self.url
+
     def start(self) -> HubServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), _HTTPHandler)
-        self._httpd.hub = self  # type: ignore[attr-defined]
+        self._httpd = self._serve(self.port)
         self.port = self._httpd.server_address[1]
-        threading.Thread(target=self._httpd.serve_forever, name="hub-server", daemon=True).start()
+        self._cdn = self._serve(0) if self.lfs else None
         return self
 
+    def _serve(self, port: int) -> ThreadingHTTPServer:
+        httpd = ThreadingHTTPServer(("127.0.0.1", port), _HTTPHandler)
+        httpd.hub = self  # type: ignore[attr-defined]
+        threading.Thread(target=httpd.serve_forever, name="hub-server", daemon=True).start()
+        return httpd
+
     def stop(self) -> None:
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        for httpd in (self._httpd, self._cdn):
+            if httpd:
+                httpd.shutdown()
+                httpd.server_close()
+        self._httpd = self._cdn = None
+
+    def clear_received(self) -> None:
+        with self._lock:
+            self.received.clear()
 
     def __enter__(self) -> HubServer:
         return self.start()
@@ -440,6 +565,7 @@ class HubServer:
         path, _, query = target.partition("?")
         with self._lock:
             self.requests.append((method, path))
+            self.received[_kind(method, path)] += len(body)
             fault = next((f for f in self._faults if f.matches(method, path)), None)
             if fault:
                 fault.times -= 1
@@ -448,7 +574,8 @@ class HubServer:
         try:
             if fault and not fault.after:
                 raise fault.error()
-            if self.token and path != "/api/agent-harnesses" and headers.get("Authorization") != f"Bearer {self.token}":
+            if (self.token and not path.startswith(UNAUTHENTICATED)
+                    and headers.get("Authorization") != f"Bearer {self.token}"):
                 raise HubError(401, BAD_TOKEN)
             handler, args = self._route(method, path)
             with self._lock:
@@ -474,6 +601,13 @@ class HubServer:
                 raise HubError(404, "Repository not found", "RepoNotFound")
             return handler(self, req, repo, **args)
         return handler(self, req, **args)
+
+
+def _kind(method: str, path: str) -> str:
+    """What a request's body counts as in `received`: lfs (object uploads), commit, or other."""
+    if path.startswith("/lfs-upload/"):
+        return "lfs"
+    return "commit" if method == "POST" and "/commit/" in path else "other"
 
 
 class _HTTPHandler(BaseHTTPRequestHandler):

@@ -64,6 +64,25 @@ def hub_server(hub):
     hub.clear_faults()
 
 
+@pytest.fixture(scope="session")
+def hub_lfs():
+    """A Hub server in LFS mode: parquet, arrow, tar and large files go through Git LFS, as on the Hub."""
+    from .hub_server import HubServer
+
+    server = HubServer(token=HUB_TOKEN, lfs=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hub_lfs_server(hub_lfs):
+    hub_lfs.clear_faults()
+    hub_lfs.xet_token_status = 503
+    yield hub_lfs
+    hub_lfs.clear_faults()
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -74,9 +93,10 @@ def make_remote(kind: str, tmp_path: Path, request: pytest.FixtureRequest):
     if kind == "s3":
         request.getfixturevalue("aws_env")
         return S3Remote(BUCKET, f"datasets/{unique('ds')}", endpoint_url=request.getfixturevalue("moto_url"))
-    server = request.getfixturevalue("hub_server")
+    lfs = kind == "hub-lfs"  # the server stores large files through LFS; the client sends them that way
+    server = request.getfixturevalue("hub_lfs_server" if lfs else "hub_server")
     return HubRemote(f"dsm/{unique('ds')}", endpoint=server.url, token=HUB_TOKEN, cache_dir=tmp_path / "hf-cache",
-                     backoff_seconds=0.01, max_tries=3)
+                     backoff_seconds=0.01, max_tries=3, transfer="lfs" if lfs else "xet")
 
 
 def cleaned_file(path: Path, table: pa.Table) -> CleanedRef:

@@ -1,4 +1,5 @@
-"""The contract every remote keeps, run against local, hub (loopback server) and s3 (moto server)."""
+"""The contract every remote keeps, run against local, hub (loopback server; regular uploads, and Git LFS as
+the Hub takes it for parquet) and s3 (moto server)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dsm_assets.publishing import DATA_PATH, INFO_PATH, publish_cleaned
 from .conftest import csv_entry, spec_from
 from .servers import cleaned_file, make_remote, table_of
 
-KINDS = ["local", "hub", "s3"]
+KINDS = ["local", "hub", "hub-lfs", "s3"]
 
 
 @pytest.fixture(params=KINDS)

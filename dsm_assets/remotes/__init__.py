@@ -54,7 +54,8 @@ def open_remote(spec: DatasetSpec, *, data_dir: Path, settings: RemoteSettings |
         return HubRemote(remote.repo, endpoint=settings.hf_endpoint or DEFAULT_HUB_ENDPOINT,
                          token=settings.hf_token, private=remote.private, create=remote.create,
                          cache_dir=under(data_dir, ".dsm", "hf-cache"), max_tries=settings.max_tries,
-                         backoff_seconds=settings.backoff_seconds, max_wait_seconds=settings.max_wait_seconds)
+                         backoff_seconds=settings.backoff_seconds, max_wait_seconds=settings.max_wait_seconds,
+                         transfer=remote.transfer)
     if remote.kind == "s3":
         from dsm_assets.remotes.s3 import S3Remote
 

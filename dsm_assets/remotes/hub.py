@@ -8,15 +8,23 @@ Publishing a version:
   4. tag the promoted commit (create-only: a 409 means someone else holds the tag), delete the staging branch
 A crash before step 3 leaves main and the tags untouched; one between 3 and 4 leaves main ahead of the
 latest tag, and tags are the truth, so the previous version is still the latest. On the Hub the promotion
-re-sends only small files: parquet goes through LFS/Xet, whose content-addressed storage already holds it.
+re-sends only small files: parquet and tar go through LFS/Xet, whose content-addressed storage already
+holds them after step 1.
+
+Large files take one of the Hub's two paths (`transfer`): "xet" (the client's default when hf_xet is
+installed: content-defined chunks, so a new version sends only the chunks that changed) or "lfs" (Git LFS:
+whole files, one PUT each, what any git client and the loopback test server speak). `bytes_uploaded` counts
+what the Hub did not hold before: regular files that changed and LFS objects the LFS batch API reports
+missing (Xet may send less, since it deduplicates below the file level).
 
 create_commit, create_tag and the other calls the client does not retry are retried here (tenacity) on
 408/429/5xx, connection errors and the Hub's commit lock (409 "another commit operation is in progress",
 which is not another writer: that is 412 on the parent or 409 on the tag), with exponential backoff and
 a bounded number of tries. A `Retry-After` is honoured, one log line per wait, as long as the waits stay
-within `max_wait_seconds` (15 minutes by default); a longer one ends as one RemoteError line. hf_xet raises
-builtin exceptions: connection and timeout errors are retried like transport errors, and any of them ends
-as one RemoteError line. The token is passed to HfApi and never appears in messages or metadata."""
+within `max_wait_seconds` (15 minutes by default); a longer one ends as one RemoteError line. hf_xet retries
+on its own (HF_XET_CLIENT_RETRY_MAX_ATTEMPTS, HF_XET_CLIENT_RETRY_MAX_DURATION) and then raises builtin
+exceptions (ConnectionError, RuntimeError…): not retried again here, each ends as one RemoteError line.
+The token is passed to HfApi and never appears in messages or metadata."""
 
 from __future__ import annotations
 
@@ -29,26 +37,30 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx2
 import pyarrow as pa
-from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub import CommitOperationAdd, HfApi, constants
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.lfs import post_lfs_batch_info
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from dsm_assets.errors import ConcurrentPublishError, RemoteAuthError, RemoteError, RemoteNotFoundError
 from dsm_assets.fingerprint import digest_file
+from dsm_assets.registry import TRANSFERS
 from dsm_assets.remotes.base import Published, Remote, ensure_publishable, redact_url, sha256_file
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 LOCKED = ("commit operation is in progress", "conflicting operation is in progress")
-XET_ERRORS = (ConnectionError, TimeoutError, RuntimeError)  # what hf_xet raises; the first two are retried
+XET_ERRORS = (ConnectionError, TimeoutError, RuntimeError)  # what hf_xet raises once its own retries end
 MAX_WAIT_SECONDS = 900.0
+_TRANSFER_LOCK = threading.Lock()  # huggingface_hub reads its Xet switch from a module constant
 T = TypeVar("T")
 
 # Run in a subprocess so that HF_ENDPOINT/HF_HOME, which datasets reads at import, are set before import.
@@ -66,7 +78,11 @@ class HubRemote(Remote):
 
     def __init__(self, repo_id: str, *, endpoint: str, token: str | None, private: bool = True,
                  create: bool = True, cache_dir: Path | None = None, max_tries: int = 5,
-                 backoff_seconds: float = 1.0, max_wait_seconds: float = MAX_WAIT_SECONDS) -> None:
+                 backoff_seconds: float = 1.0, max_wait_seconds: float = MAX_WAIT_SECONDS,
+                 transfer: str = "xet") -> None:
+        if transfer not in TRANSFERS:
+            raise ValueError(f"transfer must be one of {TRANSFERS}, not {transfer!r}")
+        self.transfer = transfer
         self.repo_id = repo_id
         self.endpoint = endpoint.rstrip("/")
         self._token = token
@@ -120,18 +136,19 @@ class HubRemote(Remote):
         staging = f"dsm-staging-{tag}-{secrets.token_hex(4)}"
         self._call("create staging branch", self.api.create_branch, self.repo_id, branch=staging,
                    revision=head, repo_type="dataset")
+        sent = 0
         try:
-            staged = self._commit(files, f"{message} (staging)", branch=staging, parent=head)
+            staged, sent = self._commit(files, f"{message} (staging)", branch=staging, parent=head)
             self._verify(staged, files)
-            promoted = self._commit(files, message, branch="main", parent=head)
+            promoted, promotion_sent = self._commit(files, message, branch="main", parent=head)
+            sent += promotion_sent
             self._verify(promoted, files)
             self._tag(tag, promoted, message)
         finally:
             # a leftover staging branch is harmless; the next publish uses a new name
             with contextlib.suppress(HfHubHTTPError, httpx2.TransportError):
                 self.api.delete_branch(self.repo_id, branch=staging, repo_type="dataset")
-        size = sum(p.stat().st_size for p in files.values())
-        return Published(tag=tag, commit=promoted, bytes_uploaded=2 * size, files=tuple(sorted(files)))
+        return Published(tag=tag, commit=promoted, bytes_uploaded=sent, files=tuple(sorted(files)))
 
     def _tag(self, tag: str, commit: str, message: str) -> None:
         try:
@@ -141,11 +158,39 @@ class HubRemote(Remote):
             if self.tags().get(tag) != commit:  # else: a retry whose first try landed and lost its reply
                 raise
 
-    def _commit(self, files: Mapping[str, Path], message: str, *, branch: str, parent: str) -> str:
+    def _commit(self, files: Mapping[str, Path], message: str, *, branch: str, parent: str) -> tuple[str, int]:
+        """Commit `files` to `branch`; (the commit, the bytes the Hub did not hold before and was sent)."""
         ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(f)) for p, f in sorted(files.items())]
-        info = self._call(f"commit to {branch}", self.api.create_commit, self.repo_id, ops, repo_type="dataset",
-                          commit_message=message, revision=branch, parent_commit=parent)
-        return info.oid
+        missing = self._missing_objects(ops, branch)
+        with self._transfer_path():
+            info = self._call(f"commit to {branch}", self.api.create_commit, self.repo_id, ops,
+                              repo_type="dataset", commit_message=message, revision=branch, parent_commit=parent)
+        return info.oid, sum(_sent(op, missing) for op in ops)
+
+    def _missing_objects(self, ops: list[CommitOperationAdd], branch: str) -> set[str] | None:
+        """sha256 of the objects the Hub's large-file storage lacks (the LFS batch API answers with an upload
+        action only for those), or None when it cannot tell (then every large file counts as sent)."""
+        try:
+            actions, _, _ = self._call("ask which objects are stored", post_lfs_batch_info,
+                                       upload_infos=[op.upload_info for op in ops], token=self._token,
+                                       repo_type="dataset", repo_id=self.repo_id, revision=branch,
+                                       endpoint=self.endpoint)
+        except RemoteError:
+            return None
+        return {a["oid"] for a in actions if a.get("actions")}
+
+    @contextlib.contextmanager
+    def _transfer_path(self):
+        """For transfer "lfs", the client's documented switch (HF_HUB_DISABLE_XET) for the duration of a call."""
+        if self.transfer == "xet":
+            yield
+            return
+        with _TRANSFER_LOCK:
+            before, constants.HF_HUB_DISABLE_XET = constants.HF_HUB_DISABLE_XET, True
+            try:
+                yield
+            finally:
+                constants.HF_HUB_DISABLE_XET = before
 
     def _verify(self, commit: str, files: Mapping[str, Path]) -> None:
         remote = {f.path: f for f in self._call("verify", self.api.get_paths_info, self.repo_id, list(files),
@@ -256,7 +301,7 @@ class HubRemote(Remote):
 
 
 def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, httpx2.TransportError | ConnectionError | TimeoutError):
+    if isinstance(exc, httpx2.TransportError):
         return True
     return isinstance(exc, HfHubHTTPError) and (_status(exc) in RETRY_STATUSES or _locked(exc))
 
@@ -287,6 +332,16 @@ def _reason(exc: BaseException | None) -> str:
         return f"HTTP {status}"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
+
+
+def _sent(op: CommitOperationAdd, missing: set[str] | None) -> int:
+    """Bytes of `op` the commit sent: a regular file unless unchanged, a large file unless already stored."""
+    size = op.upload_info.size
+    if op._upload_mode == "regular":  # the client's own preupload result (no public accessor)
+        return 0 if op._remote_oid == _git_blob_id(Path(op.path_or_fileobj)) else size
+    if op._upload_mode == "lfs":
+        return size if missing is None or op.upload_info.sha256.hex() in missing else 0
+    return 0
 
 
 def _git_blob_id(path: Path) -> str:

@@ -1,0 +1,87 @@
+"""The Hub's real upload paths against the loopback server in LFS mode: Git LFS end to end (what the server
+received, byte for byte), and Xet failing cleanly where the server offers no Xet storage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dsm_assets.contenthash import hash_table
+from dsm_assets.errors import RemoteError
+from dsm_assets.publishing import DATA_PATH, INFO_PATH, publish_cleaned
+
+from .conftest import csv_entry, spec_from
+from .servers import HUB_TOKEN, cleaned_file, table_of
+from .test_remote_hub import hub_remote
+
+SMALL = ("README.md", INFO_PATH)  # regular files: sent in the commit body
+
+
+@pytest.fixture(autouse=True)
+def _quick_xet_retries(monkeypatch):
+    """hf_xet retries a failing token request on its own for minutes by default; these tests need seconds."""
+    monkeypatch.setenv("HF_XET_CLIENT_RETRY_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("HF_XET_CLIENT_RETRY_MAX_DURATION", "5s")
+
+
+@pytest.fixture
+def spec(tmp_path):
+    return spec_from(tmp_path, csv_entry(name="transfer"))
+
+
+def test_lfs_publish_sends_each_large_byte_once_and_reports_what_was_sent(hub_lfs_server, spec, tmp_path):
+    # before: bytes_uploaded was 2 x the files' size whatever was sent, and no test took the LFS path
+    hub = hub_lfs_server
+    remote = hub_remote(hub, tmp_path, transfer="lfs")
+    ref = cleaned_file(tmp_path / "a.parquet", table_of(5000))
+    hub.clear_received()
+    first = publish_cleaned(spec, remote, ref, data_dir=tmp_path / "data")
+    parquet = ref.path.stat().st_size
+    assert hub.received["lfs"] == parquet  # one PUT: the promotion commit found the object stored
+    files = hub.files_at(remote.repo_id, "v1.0")
+    small = sum(len(files[p]) for p in SMALL)
+    assert first.bytes_uploaded == parquet + 2 * small  # the small files go in the staging and the main commit
+    [info] = remote.api.get_paths_info(remote.repo_id, [DATA_PATH], revision="v1.0", repo_type="dataset")
+    assert info.lfs is not None and info.lfs.size == parquet  # stored as an LFS object, not a regular file
+    hub.clear_received()
+    again = publish_cleaned(spec, remote, ref, data_dir=tmp_path / "data")
+    assert (again.new, again.bytes_uploaded, hub.received["lfs"]) == (False, 0, 0)
+
+
+def test_an_lfs_published_version_reads_back_through_the_unmodified_clients(hub_lfs_server, spec, tmp_path):
+    remote = hub_remote(hub_lfs_server, tmp_path, transfer="lfs")
+    table = table_of(300)
+    published = publish_cleaned(spec, remote, cleaned_file(tmp_path / "a.parquet", table), data_dir=tmp_path / "d")
+    assert hash_table(remote.load_table(published.commit)) == hash_table(table)  # datasets.load_dataset
+    script = ("import sys; from huggingface_hub import snapshot_download; print(snapshot_download(sys.argv[1], "
+              "repo_type='dataset', revision='v1.0', cache_dir=sys.argv[2]))")
+    env = {"HF_ENDPOINT": hub_lfs_server.url, "HF_TOKEN": HUB_TOKEN, "HF_HUB_DISABLE_TELEMETRY": "1",
+           "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", script, remote.repo_id, str(tmp_path / "snap")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    folder = done.stdout.strip().splitlines()[-1]
+    assert pq.read_table(f"{folder}/{DATA_PATH}").equals(pa.Table.from_batches(table.to_batches()))
+
+
+@pytest.mark.parametrize("status", [503, 401])
+def test_xet_without_a_write_token_is_one_line_and_promotes_nothing(hub_lfs_server, spec, tmp_path, status):
+    # before: a builtin ConnectionError from hf_xet escaped as a traceback
+    pytest.importorskip("hf_xet")
+    hub = hub_lfs_server
+    lfs = hub_remote(hub, tmp_path, transfer="lfs")
+    v10 = publish_cleaned(spec, lfs, cleaned_file(tmp_path / "a.parquet", table_of(10)), data_dir=tmp_path / "d")
+    xet = hub_remote(hub, tmp_path, repo=lfs.repo_id, transfer="xet")
+    hub.xet_token_status = status
+    hub.clear_log()
+    with pytest.raises(RemoteError) as raised:
+        publish_cleaned(spec, xet, cleaned_file(tmp_path / "b.parquet", table_of(20)), data_dir=tmp_path / "d")
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(f"{xet.url}: ") and HUB_TOKEN not in message
+    assert hub.tags(lfs.repo_id) == {"v1.0": v10.commit}
+    tokens = [r for r in hub.requests if "/xet-write-token/" in r[1]]
+    assert 1 <= len(tokens) <= 6  # bounded: hf_xet's own few retries, not ours on top, not forever
