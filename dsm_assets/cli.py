@@ -26,7 +26,7 @@ def registry_rows(registry: Registry) -> list[dict[str, str | None]]:
     return [
         {
             "dataset": spec.name,
-            "repo": spec.remote.display() if spec.remote.kind == "s3" else spec.remote.repo,
+            "repo": spec.remote.display(spec.name) if spec.remote.kind == "s3" else spec.remote.repo,
             "remote": spec.remote.kind,
             "latest": (read_latest(data, spec.name) or {}).get("tag"),
             "cache_dir": display_path(data / spec.cache_dir),

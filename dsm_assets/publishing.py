@@ -137,6 +137,20 @@ def _stage(tmp: Path, parquet: Path, spec: DatasetSpec, info: dict[str, Any]) ->
     return files
 
 
+def how_to_load(spec: DatasetSpec, version: str) -> str:
+    """The card's one sentence on reading `version`, true for the remote it is published to."""
+    offline = (f"`dsm_assets.load(\"{spec.name}\", \"{version}\")` once `dsm preflight {spec.name}` says the "
+               "offline cache holds it")
+    if spec.remote.kind == "hub":
+        return (f"Load a pinned version with `datasets.load_dataset(\"{spec.remote.repo}\", revision=\"{version}\")`,"
+                f" or offline with {offline}.")
+    if spec.remote.kind == "s3":
+        return (f"Load a pinned version offline with {offline}; without dsm_assets, `versions/{version}.json` "
+                f"under {spec.remote.display(spec.name)} pins each file's S3 VersionId (read them with boto3 "
+                "`get_object(..., VersionId=...)`).")
+    return f"Load a pinned version with {offline}, or `datasets.load_dataset(<that cache folder>)`."
+
+
 def dataset_card(spec: DatasetSpec, info: dict[str, Any]) -> str:
     """README.md: `configs` so `datasets.load_dataset(repo, revision=…)` finds the parquet, and the version table."""
     rows = "\n".join(f"| {h['version']} | {h['published_at'][:10]} | {h['rows']} | `{h['content_hash'][:16]}` |"
@@ -156,8 +170,7 @@ tags:
 
 {spec.use}
 
-Published by dsm_assets. Load a pinned version with
-`datasets.load_dataset("{spec.remote.repo}", revision="{info['version']}")`.
+Published by dsm_assets. {how_to_load(spec, info["version"])}
 
 ## Versions
 

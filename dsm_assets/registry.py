@@ -67,16 +67,17 @@ class Cleaning:
 @dataclass(frozen=True)
 class Remote:
     kind: str  # local | hub | s3
-    repo: str  # namespace/name: the local remote's directory, the Hub repo id, the S3 key prefix's last part
+    repo: str  # namespace/name: the local remote's directory, the Hub repo id (unused by s3: keys use the name)
     private: bool = True  # hub: create the repo private
     create: bool = True  # hub: create the repo when missing (False: a missing repo is an error)
     bucket: str | None = None  # s3
     prefix: str = "datasets"  # s3: objects live under s3://<bucket>/<prefix>/<repo>/
     transfer: str = "xet"  # hub: large files through Xet (content-defined chunks) or "lfs" (Git LFS)
 
-    def display(self) -> str:
+    def display(self, dataset: str) -> str:
+        """Where `dataset`'s versions live, as a person would look for them."""
         if self.kind == "s3":
-            return f"s3://{self.bucket}/{self.prefix}/{self.repo}"
+            return f"s3://{self.bucket}/{self.prefix}/{dataset}"  # the keys S3Remote writes
         return f"{self.repo} ({self.kind})"
 
 

@@ -59,3 +59,29 @@ def test_missing_bucket_and_bad_credentials(tmp_path, aws_env, monkeypatch):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(RemoteAuthError, match="no AWS credentials; set AWS_ACCESS_KEY_ID"):
         S3Remote(BUCKET, "datasets/x", endpoint_url=aws_env).tags()
+
+
+def test_the_card_and_dsm_registry_tell_the_truth_about_an_s3_remote(tmp_path, aws_env, monkeypatch):
+    # before: the card said datasets.load_dataset("dsm/<name>", …) (a Hub call that cannot work for S3) and
+    # `dsm registry` printed s3://<bucket>/<prefix>/dsm/<name> while the objects live under <prefix>/<name>/
+    from dsm_assets.cli import registry_rows
+    from dsm_assets.publishing import publish_cleaned
+    from dsm_assets.registry import load_registry
+    from dsm_assets.remotes import open_remote
+
+    from .conftest import csv_entry, write_registry
+
+    prefix = unique("p")
+    entry = csv_entry(name="s3card", remote={"kind": "s3", "bucket": BUCKET, "prefix": prefix})
+    registry = load_registry(write_registry(tmp_path / "r.yaml", [entry]))
+    spec = registry.get("s3card")
+    remote = open_remote(spec, data_dir=tmp_path / "data")
+    out = publish_cleaned(spec, remote, cleaned_file(tmp_path / "a.parquet", table_of(5)), data_dir=tmp_path / "data")
+    card = remote.read_file(out.commit, "README.md").decode()
+    assert "datasets.load_dataset(" not in card
+    assert 'dsm_assets.load("s3card", "v1.0")' in card and "versions/v1.0.json" in card
+    [row] = registry_rows(registry)
+    assert row["repo"] == f"s3://{BUCKET}/{prefix}/s3card"
+    s3 = boto3.client("s3", endpoint_url=aws_env)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/s3card/")["Contents"]]
+    assert f"{prefix}/s3card/versions/v1.0.json" in keys

@@ -25,9 +25,10 @@ def build_published_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
         f"publish_{spec.name}",
         key=published_key(spec), deps=[cleaned_key(spec)], group_name=spec.name, code_version=CODE_VERSION,
         **labels(spec),
-        kinds={spec.remote.kind}, metadata={"remote": spec.remote.display()},
+        kinds={spec.remote.kind}, metadata={"remote": spec.remote.display(spec.name)},
         description=f"{spec.name} for: {spec.use}. Published as a version (v1.0, v1.1, …) to "
-                    f"{spec.remote.display()}; unchanged content publishes nothing. Check: round_trip (blocking).",
+                    f"{spec.remote.display(spec.name)}; unchanged content publishes nothing. Check: round_trip "
+                    "(blocking).",
     )
     def _published(context: dg.AssetExecutionContext, dsm_paths: DsmPaths,
                    dsm_remotes: DsmRemotes) -> dg.MaterializeResult:
