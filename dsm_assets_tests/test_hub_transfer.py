@@ -15,7 +15,7 @@ from dsm_assets.errors import RemoteError
 from dsm_assets.publishing import DATA_PATH, INFO_PATH, publish_cleaned
 
 from .conftest import csv_entry, spec_from
-from .servers import HUB_TOKEN, cleaned_file, table_of
+from .servers import HUB_TOKEN, cleaned_file, table_of, unique
 from .test_remote_hub import hub_remote
 
 SMALL = ("README.md", INFO_PATH)  # regular files: sent in the commit body
@@ -85,3 +85,43 @@ def test_xet_without_a_write_token_is_one_line_and_promotes_nothing(hub_lfs_serv
     assert hub.tags(lfs.repo_id) == {"v1.0": v10.commit}
     tokens = [r for r in hub.requests if "/xet-write-token/" in r[1]]
     assert 1 <= len(tokens) <= 6  # bounded: hf_xet's own few retries, not ours on top, not forever
+
+
+def test_300_shards_publish_in_commits_of_100_under_one_tag_and_read_back(hub_lfs_server, tmp_path):
+    # before: every shard went into one commit (the Hub advises at most ~100 files per commit)
+    import webdataset as wds
+    from huggingface_hub import snapshot_download
+
+    from dsm_assets.cache import refresh_cache
+    from dsm_assets.cleaning import clean_dataset
+    from dsm_assets.publishing import CleanedRef
+    from dsm_assets.remotes import RemoteSettings, open_remote
+    from dsm_assets.shards import publish_shards, write_shards
+
+    from .conftest import write_raw
+
+    hub = hub_lfs_server
+    repo = f"dsm/{unique('many')}"
+    spec = spec_from(tmp_path, csv_entry(name="many", remote={"kind": "hub", "repo": repo, "transfer": "lfs"},
+                                         shards={"count": 300}))
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", "id,text,label\n" + "".join(f"{i},text {i},{'ab'[i % 2]}\n" for i in range(600)))
+    settings = RemoteSettings(hf_endpoint=hub.url, hf_token=HUB_TOKEN, backoff_seconds=0.01, max_tries=3)
+    remote = open_remote(spec, data_dir=data, settings=settings)
+    cleaned = clean_dataset(spec, data)
+    out = publish_cleaned(spec, remote, CleanedRef(cleaned.path, cleaned.version, cleaned.rows_out, cleaned.schema),
+                          data_dir=data)
+    cached = refresh_cache(spec, remote, tag=out.tag, commit=out.commit, data_dir=data)
+    sharded = write_shards(spec, cached.path, tmp_path / "outputs")
+    hub.clear_log()
+    assert publish_shards(remote, sharded.folder, sharded.manifest, cached.path).tag == "v1.0-shards"
+    commits = [path for method, path in hub.requests if method == "POST" and "/commit/" in path]
+    staged = [c for c in commits if "dsm-staging-v1.0-shards" in c]
+    assert len(staged) >= 3 and len(commits) == 2 * len(staged)  # the same chunks on main after verifying
+    files = hub.files_at(repo, "v1.0-shards")
+    assert sum(p.startswith("shards/") and p.endswith(".tar") for p in files) == 300
+    folder = snapshot_download(repo, repo_type="dataset", revision="v1.0-shards", endpoint=hub.url, token=HUB_TOKEN,
+                               cache_dir=tmp_path / "snap", allow_patterns=["shards/*"])
+    urls = sorted(str(p) for p in (tmp_path / "snap").glob("**/shards/*.tar"))
+    assert len(urls) == 300 and folder
+    assert sum(1 for _ in wds.WebDataset(urls, shardshuffle=False)) == 600

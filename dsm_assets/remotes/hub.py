@@ -3,8 +3,10 @@
 Publishing a version:
   1. branch `dsm-staging-<tag>-<random>` from main's head, and commit the files there (`parent_commit` = head)
   2. verify the staged commit: every file present with the right size and git blob id
-  3. promote: the same files as one commit on main with `parent_commit` = the head seen in step 1, so a
-     writer that moved main in between makes this fail with 412 instead of overwriting its work
+  3. promote: the same files on main with `parent_commit` = the head seen in step 1, so a writer that moved
+     main in between makes this fail with 412 instead of overwriting its work
+  (steps 1 and 3 commit at most 100 files at a time, each commit's parent the previous one's: the Hub's
+  advice for large commits; the tag below names only the last, which holds every file)
   4. tag the promoted commit (create-only: a 409 means someone else holds the tag), delete the staging branch
 A crash before step 3 leaves main and the tags untouched; one between 3 and 4 leaves main ahead of the
 latest tag, and tags are the truth, so the previous version is still the latest. On the Hub the promotion
@@ -60,6 +62,7 @@ RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 LOCKED = ("commit operation is in progress", "conflicting operation is in progress")
 XET_ERRORS = (ConnectionError, TimeoutError, RuntimeError)  # what hf_xet raises once its own retries end
 MAX_WAIT_SECONDS = 900.0
+MAX_FILES_PER_COMMIT = 100  # the Hub's advice for one commit
 _TRANSFER_LOCK = threading.Lock()  # huggingface_hub reads its Xet switch from a module constant
 T = TypeVar("T")
 
@@ -138,9 +141,9 @@ class HubRemote(Remote):
                    revision=head, repo_type="dataset")
         sent = 0
         try:
-            staged, sent = self._commit(files, f"{message} (staging)", branch=staging, parent=head)
+            staged, sent = self._commit_all(files, f"{message} (staging)", branch=staging, parent=head)
             self._verify(staged, files)
-            promoted, promotion_sent = self._commit(files, message, branch="main", parent=head)
+            promoted, promotion_sent = self._commit_all(files, message, branch="main", parent=head)
             sent += promotion_sent
             self._verify(promoted, files)
             self._tag(tag, promoted, message)
@@ -157,6 +160,19 @@ class HubRemote(Remote):
         except ConcurrentPublishError:
             if self.tags().get(tag) != commit:  # else: a retry whose first try landed and lost its reply
                 raise
+
+    def _commit_all(self, files: Mapping[str, Path], message: str, *, branch: str, parent: str) -> tuple[str, int]:
+        """`files` in commits of at most MAX_FILES_PER_COMMIT (the Hub's advice), chained by parent_commit, so a
+        writer that moves `branch` in between still fails the next one with 412. Returns the last commit (it
+        holds every file: verified before any tag names it) and the bytes sent."""
+        items = sorted(files.items())
+        chunks = [dict(items[i:i + MAX_FILES_PER_COMMIT]) for i in range(0, len(items), MAX_FILES_PER_COMMIT)]
+        commit, sent = parent, 0
+        for n, chunk in enumerate(chunks, 1):
+            part = f" ({n}/{len(chunks)})" if len(chunks) > 1 else ""
+            commit, chunk_sent = self._commit(chunk, message + part, branch=branch, parent=commit)
+            sent += chunk_sent
+        return commit, sent
 
     def _commit(self, files: Mapping[str, Path], message: str, *, branch: str, parent: str) -> tuple[str, int]:
         """Commit `files` to `branch`; (the commit, the bytes the Hub did not hold before and was sent)."""
