@@ -40,7 +40,7 @@ Endpoints (`T` is `datasets`, `models` or `spaces`; `{repo}` is `ns/name`; `{rev
     HEAD   /[datasets/|spaces/]{repo}/resolve/{rev}/{file}   X-Repo-Commit, ETag "<git blob sha1>", Content-Length
     GET    (same)                                 the bytes; `Range: bytes=a-b` -> 206 + Content-Range (416 if beyond)
     POST   /[datasets/]{repo}.git/info/lfs/objects/batch   (lfs mode) upload actions for missing objects
-    PUT    /lfs-upload/{sha256}/{size}            (lfs mode) the object's bytes; no token (a presigned URL)
+    PUT    /lfs-upload/T/{repo}/{sha256}/{size}   (lfs mode) the object's bytes; no token (a presigned URL)
     GET    /lfs-objects/{sha256}                  (lfs mode, second port) the object; Range as above; no token
     GET    /api/T/{repo}/xet-write-token/{rev}    `xet_token_status` with a JSON error
 
@@ -192,6 +192,7 @@ class Repo:
     commits: dict[str, dict] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    lfs_oids: set[str] = field(default_factory=set)  # the LFS objects uploaded to this repo
 
     def __post_init__(self) -> None:
         self.branches["main"] = self.add_commit(None, {".gitattributes": GITATTRIBUTES}, "initial commit", "")
@@ -251,13 +252,13 @@ def _listing(files: dict[str, bytes], base: str, recursive: bool) -> list[dict]:
     return [entries[k] for k in sorted(entries)]
 
 
-def _apply(hub: HubServer, files: dict[str, bytes], key: str, value: dict) -> None:
+def _apply(hub: HubServer, repo: Repo, files: dict[str, bytes], key: str, value: dict) -> None:
     path = value.get("path", "")
     if key == "file":
         content = value["content"]
         files[path] = base64.b64decode(content) if value.get("encoding") == "base64" else content.encode()
     elif key == "lfsFile" and hub.lfs:
-        stored = hub.lfs_objects.get(value.get("oid", ""))
+        stored = hub.lfs_objects.get(value.get("oid", "")) if value.get("oid") in repo.lfs_oids else None
         if stored is None or len(stored) != value.get("size"):
             raise HubError(422, f"{path}: LFS object {value.get('oid')} was never uploaded")
         files[path] = stored
@@ -319,16 +320,18 @@ def _lfs_batch(hub: HubServer, req: Request, repo: Repo) -> Any:
     objects = []
     for obj in spec.get("objects", []):
         entry = {"oid": obj["oid"], "size": obj["size"]}
-        if obj["oid"] not in hub.lfs_objects:
-            entry["actions"] = {"upload": {"href": f"{hub.url}/lfs-upload/{obj['oid']}/{obj['size']}"}}
+        if obj["oid"] not in repo.lfs_oids:  # each repo's LFS store is its own, as on the Hub
+            href = f"{hub.url}/lfs-upload/{repo.kind}s/{repo.repo_id}/{obj['oid']}/{obj['size']}"
+            entry["actions"] = {"upload": {"href": href}}
         objects.append(entry)
     return Reply(200, {"transfer": "basic", "objects": objects}, {"Content-Type": "application/vnd.git-lfs+json"})
 
 
-def _lfs_upload(hub: HubServer, req: Request, oid: str, size: str) -> Any:
+def _lfs_upload(hub: HubServer, req: Request, repo: Repo, oid: str, size: str) -> Any:
     if hashlib.sha256(req.body).hexdigest() != oid or len(req.body) != int(size):
         raise HubError(400, f"LFS upload of {oid}: content does not match its oid and size")
     hub.lfs_objects[oid] = LfsBlob(req.body)
+    repo.lfs_oids.add(oid)
     return {}
 
 
@@ -357,7 +360,7 @@ def _commit(hub: HubServer, req: Request, repo: Repo, rev: str) -> Any:
         raise HubError(412, "A commit has happened since. Please refresh and try again.")
     files = dict(repo.commits[head]["files"])
     for line in lines:
-        _apply(hub, files, line["key"], line["value"])
+        _apply(hub, repo, files, line["key"], line["value"])
     sha = repo.branches[branch] = repo.add_commit(head, files, header.get("summary", ""),
                                                   header.get("description", ""))
     return {"commitOid": sha, "commitUrl": f"{hub.url}/{repo.url_path}/commit/{sha}", "success": True}
@@ -472,7 +475,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [(m, re.compile(rx), h) for
     ("GET", rf"/api/{_T}/{_REPO}/commits/{_REV}", _commits),
     ("GET|HEAD", rf"/(?:(?P<kind>datasets|spaces)/)?{_REPO}/resolve/{_REV}/(?P<path>.+)", _resolve),
     ("POST", rf"/(?:(?P<kind>datasets|spaces)/)?{_REPO}\.git/info/lfs/objects/batch", _lfs_batch),
-    ("PUT", r"/lfs-upload/(?P<oid>[0-9a-f]{64})/(?P<size>\d+)", _lfs_upload),
+    ("PUT", rf"/lfs-upload/{_T}/{_REPO}/(?P<oid>[0-9a-f]{{64}})/(?P<size>\d+)", _lfs_upload),
     ("GET|HEAD", r"/lfs-objects/(?P<oid>[0-9a-f]{64})", _lfs_object),
     ("GET", rf"/api/{_T}/{_REPO}/xet-write-token/{_REV}", _xet_write_token),
 ]]
