@@ -18,25 +18,29 @@ Endpoints (`T` is `datasets`, `models` or `spaces`; `{repo}` is `ns/name`; `{rev
     GET    /api/whoami-v2                         {"name": <user>, "type": "user", ...}
     POST   /api/repos/create                      JSON {name, organization, type, private|visibility} -> {"url"};
                                                   409 with {"error", "url"} when it exists (exist_ok relies on it)
-    POST   /api/validate-yaml                     {"errors": [], "warnings": []}
+    POST   /api/validate-yaml                     {"errors": [{"message"}…], "warnings": []}: card_problems()
     GET    /api/T/{repo}[/revision/{rev}]         {"id", "sha", "private", "lastModified", "siblings": [{"rfilename"}]};
                                                   with ?blobs=true siblings also carry "size" and "blobId"
     POST   /api/T/{repo}/preupload/{rev}          {"files": [{"path", "uploadMode": "regular", "shouldIgnore": false,
                                                   "oid": <blob sha of the file at rev, or null>}]}
     POST   /api/T/{repo}/commit/{branch}          NDJSON lines: header (summary, description, parentCommit), file
-                                                  (base64), deletedFile, deletedFolder -> {"commitOid", "commitUrl"};
-                                                  412 when the head does not start with parentCommit; 400 for
-                                                  lfsFile lines and ?create_pr=1
-    GET    /api/T/{repo}/refs                     {"branches", "tags", "converts": []} (+ "pullRequests": [])
+                                                  (base64), lfsFile (lfs mode), deletedFile, deletedFolder ->
+                                                  {"commitOid", "commitUrl"}; 412 when the head does not start
+                                                  with parentCommit; 400 for ?create_pr=1 and for a README.md whose
+                                                  YAML header the Hub would refuse (card_problems)
+    GET    /api/T/{repo}/refs                     {"branches", "tags", "converts"} (+ "pullRequests": []); datasets
+                                                  have refs/convert/parquet, as on the Hub
     POST   /api/T/{repo}/branch/{branch}          JSON {"startingPoint"?} -> {}; 409 when it exists
     DELETE /api/T/{repo}/branch/{branch}          {}; 404 when missing, 403 for main
     POST   /api/T/{repo}/tag/{rev}                JSON {"tag", "message"?} tags {rev} -> {}; 409 when the tag exists
     DELETE /api/T/{repo}/tag/{tag}                {}; 404 when missing
     GET    /api/T/{repo}/tree/{rev}[/{path}]      list of {"type": "file", "path", "oid", "size"} and
                                                   {"type": "directory", "path", "oid"}; ?recursive=true walks down;
-                                                  404 EntryNotFound for a missing directory; never paginated
+                                                  404 EntryNotFound for a missing directory; pages of
+                                                  `page_size` (1000) with a Link rel="next" header
     POST   /api/T/{repo}/paths-info/{rev}         form-encoded paths=...&paths=... -> the same entries, missing left out
-    GET    /api/T/{repo}/commits/{rev}            newest first: [{"id", "title", "message", "authors", "date"}]
+    GET    /api/T/{repo}/commits/{rev}            newest first: [{"id", "title", "message", "authors", "date"}],
+                                                  paged like tree
     HEAD   /[datasets/|spaces/]{repo}/resolve/{rev}/{file}   X-Repo-Commit, ETag "<git blob sha1>", Content-Length
     GET    (same)                                 the bytes; `Range: bytes=a-b` -> 206 + Content-Range (416 if beyond)
     POST   /[datasets/]{repo}.git/info/lfs/objects/batch   (lfs mode) upload actions for missing objects
@@ -89,7 +93,9 @@ from datetime import UTC, datetime
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote, urlencode
+
+import yaml
 
 GITATTRIBUTES = (b"*.arrow filter=lfs diff=lfs merge=lfs -text\n*.parquet filter=lfs diff=lfs merge=lfs -text\n"
                  b"*.tar filter=lfs diff=lfs merge=lfs -text\n")
@@ -128,6 +134,7 @@ class Request:
     query: dict[str, list[str]]
     headers: Message
     body: bytes
+    path: str = ""
 
     def json(self) -> dict:
         return json.loads(self.body or b"{}")
@@ -272,6 +279,47 @@ def _apply(hub: HubServer, repo: Repo, files: dict[str, bytes], key: str, value:
         raise HubError(400, f"'{key}' operations are not supported by this test server in this mode")
 
 
+def card_problems(card: str) -> list[str]:
+    """What the Hub's metadata check refuses in a card's YAML header (the part dsm_assets writes: the
+    header itself, `configs` as `datasets` reads them, `tags`); [] when it would accept it."""
+    if not card.startswith("---\n"):
+        return []
+    header, sep, _ = card[4:].partition("\n---")
+    if not sep:
+        return ["the YAML header is not closed by ---"]
+    try:
+        meta = yaml.safe_load(header)
+    except yaml.YAMLError as exc:
+        return [f"not valid YAML ({str(exc).splitlines()[0]})"]
+    if meta is None:
+        return []
+    if not isinstance(meta, dict):
+        return ["the YAML header must be a mapping"]
+    problems = [] if isinstance(meta.get("tags", []), list) else ["tags must be a list"]
+    configs = meta.get("configs", [])
+    if not isinstance(configs, list):
+        return [*problems, "configs must be a list"]
+    for i, config in enumerate(configs):
+        if not isinstance(config, dict) or not isinstance(config.get("config_name"), str):
+            problems.append(f"configs[{i}] needs a config_name")
+        elif not _data_files_ok(config.get("data_files")):
+            problems.append(f"configs[{i}].data_files must be a path, a list of paths or of {{split, path}}")
+    return problems
+
+
+def _data_files_ok(value: Any) -> bool:
+    if isinstance(value, str):
+        return True
+    if not isinstance(value, list) or not value:
+        return False
+    return all(isinstance(v, str) or (isinstance(v, dict) and isinstance(v.get("split"), str)
+                                      and isinstance(v.get("path"), str | list)) for v in value)
+
+
+def _validate_yaml(hub: HubServer, req: Request) -> Any:
+    return {"errors": [{"message": m} for m in card_problems(req.json().get("content", ""))], "warnings": []}
+
+
 def _create_repo(hub: HubServer, req: Request) -> Any:
     spec = req.json()
     kind, repo_id = spec.get("type") or "model", f"{spec.get('organization') or hub.user}/{spec['name']}"
@@ -361,6 +409,8 @@ def _commit(hub: HubServer, req: Request, repo: Repo, rev: str) -> Any:
     files = dict(repo.commits[head]["files"])
     for line in lines:
         _apply(hub, repo, files, line["key"], line["value"])
+    if "README.md" in files and (problems := card_problems(files["README.md"].decode(errors="replace"))):
+        raise HubError(400, f"Invalid metadata in README.md: {'; '.join(problems)}")
     sha = repo.branches[branch] = repo.add_commit(head, files, header.get("summary", ""),
                                                   header.get("description", ""))
     return {"commitOid": sha, "commitUrl": f"{hub.url}/{repo.url_path}/commit/{sha}", "success": True}
@@ -370,7 +420,9 @@ def _refs(hub: HubServer, req: Request, repo: Repo) -> Any:
     def refs(kind: str, named: dict[str, str]) -> list[dict]:
         return [{"name": n, "ref": f"refs/{kind}/{n}", "targetCommit": sha} for n, sha in sorted(named.items())]
 
-    out = {"branches": refs("heads", repo.branches), "tags": refs("tags", repo.tags), "converts": []}
+    # datasets on the Hub also carry refs/convert/parquet (its automatic parquet export): not a tag
+    converts = refs("convert", {"parquet": repo.branches["main"]}) if repo.kind == "dataset" else []
+    out = {"branches": refs("heads", repo.branches), "tags": refs("tags", repo.tags), "converts": converts}
     return {**out, "pullRequests": []} if req.flag("include_prs") else out
 
 
@@ -401,7 +453,18 @@ def _delete_ref(kind: str) -> Handler:
 
 
 def _tree(hub: HubServer, req: Request, repo: Repo, rev: str, path: str | None = None) -> Any:
-    return _listing(repo.files(rev), path or "", req.flag("recursive"))
+    return _paged(hub, req, _listing(repo.files(rev), path or "", req.flag("recursive")))
+
+
+def _paged(hub: HubServer, req: Request, items: list) -> Reply:
+    """One page of `items` (hub.page_size from ?cursor=), with `Link: <next>; rel="next"` as the Hub sends."""
+    start = int(req.query.get("cursor", ["0"])[-1] or 0)
+    end = start + hub.page_size
+    headers = {}
+    if end < len(items):
+        query = urlencode({**{k: v[-1] for k, v in req.query.items()}, "cursor": end})
+        headers["Link"] = f'<{hub.url}{req.path}?{query}>; rel="next"'
+    return Reply(200, items[start:end], headers)
 
 
 def _paths_info(hub: HubServer, req: Request, repo: Repo, rev: str) -> Any:
@@ -418,7 +481,7 @@ def _commits(hub: HubServer, req: Request, repo: Repo, rev: str) -> Any:
         out.append({"id": sha, "title": c["title"], "message": c["message"], "authors": [{"user": hub.user}],
                     "date": c["date"]})
         sha = c["parent"]
-    return out
+    return _paged(hub, req, out)
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int]:
@@ -461,7 +524,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [(m, re.compile(rx), h) for
     ("GET", r"/api/agent-harnesses", lambda hub, req: {"standardEnvVars": [], "harnesses": {}}),
     ("GET", r"/api/whoami-v2", lambda hub, req: {"name": hub.user, "type": "user", "orgs": []}),
     ("POST", r"/api/repos/create", _create_repo),
-    ("POST", r"/api/validate-yaml", lambda hub, req: {"errors": [], "warnings": []}),
+    ("POST", r"/api/validate-yaml", _validate_yaml),
     ("GET", rf"/api/{_T}/{_REPO}(?:/revision/{_REV})?", _repo_info),
     ("POST", rf"/api/{_T}/{_REPO}/preupload/{_REV}", _preupload),
     ("POST", rf"/api/{_T}/{_REPO}/commit/{_REV}", _commit),
@@ -492,6 +555,7 @@ class HubServer:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.lfs_objects: dict[str, LfsBlob] = {}
         self.xet_token_status = 503
+        self.page_size = 1000  # tree and commit listings, as the Hub pages them
         self.requests: list[tuple[str, str]] = []
         self.received: collections.Counter[str] = collections.Counter()  # request body bytes by kind
         self.delay_seconds = 0.0
@@ -582,7 +646,7 @@ class HubServer:
                 raise HubError(401, BAD_TOKEN)
             handler, args = self._route(method, path)
             with self._lock:
-                result = self._call(handler, Request(method, parse_qs(query), headers, body), args)
+                result = self._call(handler, Request(method, parse_qs(query), headers, body, path), args)
             if fault:  # after=True: the work is done, the client hears a failure
                 raise fault.error()
             return result if isinstance(result, Reply) else Reply(200, result)

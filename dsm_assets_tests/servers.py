@@ -78,9 +78,10 @@ def hub_lfs():
 @pytest.fixture
 def hub_lfs_server(hub_lfs):
     hub_lfs.clear_faults()
-    hub_lfs.xet_token_status = 503
+    hub_lfs.xet_token_status, hub_lfs.page_size = 503, 1000
     yield hub_lfs
     hub_lfs.clear_faults()
+    hub_lfs.page_size = 1000
 
 
 def unique(prefix: str) -> str:

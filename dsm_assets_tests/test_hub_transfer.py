@@ -120,8 +120,24 @@ def test_300_shards_publish_in_commits_of_100_under_one_tag_and_read_back(hub_lf
     assert len(staged) >= 3 and len(commits) == 2 * len(staged)  # the same chunks on main after verifying
     files = hub.files_at(repo, "v1.0-shards")
     assert sum(p.startswith("shards/") and p.endswith(".tar") for p in files) == 300
+    hub.page_size = 50  # the listing comes in pages, as on the Hub; refs carry refs/convert/parquet too
+    listed = remote.list_files(remote.tags()["v1.0-shards"])
+    assert listed == {p: len(b) for p, b in files.items()} and set(remote.tags()) == {"v1.0", "v1.0-shards"}
     folder = snapshot_download(repo, repo_type="dataset", revision="v1.0-shards", endpoint=hub.url, token=HUB_TOKEN,
                                cache_dir=tmp_path / "snap", allow_patterns=["shards/*"])
     urls = sorted(str(p) for p in (tmp_path / "snap").glob("**/shards/*.tar"))
     assert len(urls) == 300 and folder
     assert sum(1 for _ in wds.WebDataset(urls, shardshuffle=False)) == 600
+
+
+def test_a_card_the_hub_would_refuse_fails_the_commit_in_one_line(hub_server, tmp_path):
+    # before: the loopback server accepted any README.md, so a card the Hub refuses passed every test
+    from .hub_server import card_problems
+
+    bad = tmp_path / "README.md"
+    bad.write_text("---\nconfigs:\n- data_files: data/*.parquet\n---\n# x\n")
+    remote = hub_remote(hub_server, tmp_path)
+    with pytest.raises(RemoteError) as raised:
+        remote.publish({"README.md": bad}, tag="v1.0", parent=None, message="bad card")
+    assert "(HTTP 400)" in str(raised.value) and "\n" not in str(raised.value) and remote.tags() == {}
+    assert card_problems(bad.read_text()) == ["configs[0] needs a config_name"]
