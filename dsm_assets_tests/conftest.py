@@ -12,6 +12,9 @@ from typing import Any
 # writes to the developer's HF cache or sends telemetry.
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="dsm-tests-hf-home-")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+# The loopback Hub has no Xet storage: large files take Git LFS, as with `transfer: lfs` (test_hub_transfer
+# turns Xet back on to test its failure path). Child processes (dagster dev, load_dataset) inherit it.
+os.environ["HF_HUB_DISABLE_XET"] = "1"
 for _var in ("HF_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
     os.environ.pop(_var, None)
 
@@ -21,7 +24,14 @@ import yaml  # noqa: E402
 from dsm_assets.registry import DEFAULT_REGISTRY, DatasetSpec, Registry, load_registry  # noqa: E402
 from dsm_assets.samples import install_samples  # noqa: E402
 
-from .servers import aws_env, hub, hub_lfs, hub_lfs_server, hub_server, moto_url  # noqa: E402, F401  (shared fixtures)
+from .servers import (  # noqa: E402, F401  (shared fixtures)
+    aws_env,
+    hub,
+    hub_regular,
+    hub_regular_server,
+    hub_server,
+    moto_url,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -48,25 +48,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def hub():
-    from .hub_server import HubServer
-
-    server = HubServer(token=HUB_TOKEN)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def hub_server(hub):
-    """The session's Hub server, with faults and delays cleared before and after each test."""
-    hub.clear_faults()
-    yield hub
-    hub.clear_faults()
-
-
-@pytest.fixture(scope="session")
-def hub_lfs():
-    """A Hub server in LFS mode: parquet, arrow, tar and large files go through Git LFS, as on the Hub."""
+    """The session's Hub server, in LFS mode as the Hub is: parquet, arrow, tar and large files go through
+    Git LFS (the client sends them that way: conftest sets HF_HUB_DISABLE_XET, see test_hub_transfer for Xet)."""
     from .hub_server import HubServer
 
     server = HubServer(token=HUB_TOKEN, lfs=True)
@@ -76,12 +59,34 @@ def hub_lfs():
 
 
 @pytest.fixture
-def hub_lfs_server(hub_lfs):
-    hub_lfs.clear_faults()
-    hub_lfs.xet_token_status, hub_lfs.page_size = 503, 1000
-    yield hub_lfs
-    hub_lfs.clear_faults()
-    hub_lfs.page_size = 1000
+def hub_server(hub):
+    """The session's Hub server, with faults, delays and paging reset before and after each test."""
+    _reset(hub)
+    yield hub
+    _reset(hub)
+
+
+def _reset(server) -> None:
+    server.clear_faults()
+    server.xet_token_status, server.page_size = 503, 1000
+
+
+@pytest.fixture(scope="session")
+def hub_regular():
+    """A Hub server that takes every file as a regular git file (no LFS): the contract suite's third mode."""
+    from .hub_server import HubServer
+
+    server = HubServer(token=HUB_TOKEN)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hub_regular_server(hub_regular):
+    _reset(hub_regular)
+    yield hub_regular
+    _reset(hub_regular)
 
 
 def unique(prefix: str) -> str:
@@ -94,10 +99,9 @@ def make_remote(kind: str, tmp_path: Path, request: pytest.FixtureRequest):
     if kind == "s3":
         request.getfixturevalue("aws_env")
         return S3Remote(BUCKET, f"datasets/{unique('ds')}", endpoint_url=request.getfixturevalue("moto_url"))
-    lfs = kind == "hub-lfs"  # the server stores large files through LFS; the client sends them that way
-    server = request.getfixturevalue("hub_lfs_server" if lfs else "hub_server")
+    server = request.getfixturevalue("hub_regular_server" if kind == "hub-regular" else "hub_server")
     return HubRemote(f"dsm/{unique('ds')}", endpoint=server.url, token=HUB_TOKEN, cache_dir=tmp_path / "hf-cache",
-                     backoff_seconds=0.01, max_tries=3, transfer="lfs" if lfs else "xet")
+                     backoff_seconds=0.01, max_tries=3, transfer="lfs")
 
 
 def cleaned_file(path: Path, table: pa.Table) -> CleanedRef:

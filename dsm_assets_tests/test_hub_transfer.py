@@ -33,9 +33,9 @@ def spec(tmp_path):
     return spec_from(tmp_path, csv_entry(name="transfer"))
 
 
-def test_lfs_publish_sends_each_large_byte_once_and_reports_what_was_sent(hub_lfs_server, spec, tmp_path):
+def test_lfs_publish_sends_each_large_byte_once_and_reports_what_was_sent(hub_server, spec, tmp_path):
     # before: bytes_uploaded was 2 x the files' size whatever was sent, and no test took the LFS path
-    hub = hub_lfs_server
+    hub = hub_server
     remote = hub_remote(hub, tmp_path, transfer="lfs")
     ref = cleaned_file(tmp_path / "a.parquet", table_of(5000))
     hub.clear_received()
@@ -52,14 +52,14 @@ def test_lfs_publish_sends_each_large_byte_once_and_reports_what_was_sent(hub_lf
     assert (again.new, again.bytes_uploaded, hub.received["lfs"]) == (False, 0, 0)
 
 
-def test_an_lfs_published_version_reads_back_through_the_unmodified_clients(hub_lfs_server, spec, tmp_path):
-    remote = hub_remote(hub_lfs_server, tmp_path, transfer="lfs")
+def test_an_lfs_published_version_reads_back_through_the_unmodified_clients(hub_server, spec, tmp_path):
+    remote = hub_remote(hub_server, tmp_path, transfer="lfs")
     table = table_of(300)
     published = publish_cleaned(spec, remote, cleaned_file(tmp_path / "a.parquet", table), data_dir=tmp_path / "d")
     assert hash_table(remote.load_table(published.commit)) == hash_table(table)  # datasets.load_dataset
     script = ("import sys; from huggingface_hub import snapshot_download; print(snapshot_download(sys.argv[1], "
               "repo_type='dataset', revision='v1.0', cache_dir=sys.argv[2]))")
-    env = {"HF_ENDPOINT": hub_lfs_server.url, "HF_TOKEN": HUB_TOKEN, "HF_HUB_DISABLE_TELEMETRY": "1",
+    env = {"HF_ENDPOINT": hub_server.url, "HF_TOKEN": HUB_TOKEN, "HF_HUB_DISABLE_TELEMETRY": "1",
            "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-c", script, remote.repo_id, str(tmp_path / "snap")], env=env,
                           capture_output=True, text=True, timeout=120)
@@ -69,10 +69,14 @@ def test_an_lfs_published_version_reads_back_through_the_unmodified_clients(hub_
 
 
 @pytest.mark.parametrize("status", [503, 401])
-def test_xet_without_a_write_token_is_one_line_and_promotes_nothing(hub_lfs_server, spec, tmp_path, status):
+def test_xet_without_a_write_token_is_one_line_and_promotes_nothing(hub_server, spec, tmp_path, status,
+                                                                   monkeypatch):
     # before: a builtin ConnectionError from hf_xet escaped as a traceback
     pytest.importorskip("hf_xet")
-    hub = hub_lfs_server
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)  # conftest turned Xet off for the other tests
+    hub = hub_server
     lfs = hub_remote(hub, tmp_path, transfer="lfs")
     v10 = publish_cleaned(spec, lfs, cleaned_file(tmp_path / "a.parquet", table_of(10)), data_dir=tmp_path / "d")
     xet = hub_remote(hub, tmp_path, repo=lfs.repo_id, transfer="xet")
@@ -87,7 +91,7 @@ def test_xet_without_a_write_token_is_one_line_and_promotes_nothing(hub_lfs_serv
     assert 1 <= len(tokens) <= 6  # bounded: hf_xet's own few retries, not ours on top, not forever
 
 
-def test_300_shards_publish_in_commits_of_100_under_one_tag_and_read_back(hub_lfs_server, tmp_path):
+def test_300_shards_publish_in_commits_of_100_under_one_tag_and_read_back(hub_server, tmp_path):
     # before: every shard went into one commit (the Hub advises at most ~100 files per commit)
     import webdataset as wds
     from huggingface_hub import snapshot_download
@@ -100,7 +104,7 @@ def test_300_shards_publish_in_commits_of_100_under_one_tag_and_read_back(hub_lf
 
     from .conftest import write_raw
 
-    hub = hub_lfs_server
+    hub = hub_server
     repo = f"dsm/{unique('many')}"
     spec = spec_from(tmp_path, csv_entry(name="many", remote={"kind": "hub", "repo": repo, "transfer": "lfs"},
                                          shards={"count": 300}))

@@ -1,5 +1,5 @@
-"""The contract every remote keeps, run against local, hub (loopback server; regular uploads, and Git LFS as
-the Hub takes it for parquet) and s3 (moto server)."""
+"""The contract every remote keeps, run against local, hub (loopback server: Git LFS for parquet as on the
+Hub, and a server taking every file as a regular git file) and s3 (moto server)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dsm_assets.publishing import DATA_PATH, INFO_PATH, publish_cleaned
 from .conftest import csv_entry, spec_from
 from .servers import cleaned_file, make_remote, table_of
 
-KINDS = ["local", "hub", "hub-lfs", "s3"]
+KINDS = ["local", "hub", "hub-regular", "s3"]  # hub: Git LFS for parquet, as the Hub; hub-regular: no LFS
 
 
 @pytest.fixture(params=KINDS)
