@@ -283,16 +283,21 @@ class ShardsPublished:
     repaired: tuple[str, ...] = ()  # files under the existing tag re-stored because their stored copy was corrupt
 
 
-def publish_shards(remote, folder: Path, manifest: dict[str, Any], cache_folder: Path) -> ShardsPublished:
+def publish_shards(remote, folder: Path, manifest: dict[str, Any], cache_folder: Path, *,
+                   folder_limit: int = 10_000) -> ShardsPublished:
     """Publish the shards next to the parquet of their version, as tag `<version>-shards`: a commit with the
     version's files (the remote already has them, so they are not uploaded again where it deduplicates)
-    plus `shards/`. When the tag exists, its files are checked instead and any corrupt copy re-stored from
-    the local shards, just verified (Remote.repair). Raises ConcurrentPublishError when a newer version was
-    published meanwhile (its own shards will be published with it)."""
+    plus `shards/` (in subfolders `shards/00000/`, … of `folder_limit` shards when there are more: the Hub
+    advises at most 10,000 entries per folder; readers glob `shards/**/*.tar`). When the tag exists, its
+    files are checked instead and any corrupt copy re-stored from the local shards, just verified
+    (Remote.repair). Raises ConcurrentPublishError when a newer version was published meanwhile (its own
+    shards will be published with it)."""
     tag = f"{manifest['version']}-shards"
     tags = remote.tags()
     files = {path: cache_folder / path for path in read_manifest(cache_folder)["files"]}
-    files.update({f"shards/{s['name']}": folder / s["name"] for s in manifest["shards"]})
+    nested = len(manifest["shards"]) > folder_limit
+    files.update({f"shards/{f'{i // folder_limit:05d}/' if nested else ''}{s['name']}": folder / s["name"]
+                  for i, s in enumerate(manifest["shards"])})
     files["shards/" + MANIFEST] = folder / MANIFEST
     if tag in tags:
         return ShardsPublished(tag, new=False, repaired=tuple(remote.repair(tags[tag], files)))
