@@ -35,5 +35,8 @@ def inside(base: Path, relative: str | Path, *, what: str) -> Path:
     base = base.resolve()
     target = (base / relative).resolve()
     if target != base and base not in target.parents:
-        raise PathEscapeError(f"{what}: '{relative}' resolves outside {base}; use a path inside the data dir")
+        parts = Path(relative)
+        how = "an absolute path" if parts.is_absolute() else "with '..'" if ".." in parts.parts else "through a symlink"
+        raise PathEscapeError(f"{what}: '{relative}' resolves outside {base} ({how}, to {target}); use a path "
+                              "inside the data dir, or point DSM_DATA_DIR at the disk you want")
     return target
