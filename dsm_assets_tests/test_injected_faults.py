@@ -165,6 +165,15 @@ def test_hub_429_asking_for_longer_than_the_budget_fails_at_once_in_one_line(hub
     with pytest.raises(RemoteError) as raised:
         publish_cleaned(spec, remote, new, data_dir=tmp_path)
     assert time.monotonic() - started < 30  # it did not sleep 271 s
-    assert "rate limited by the Hub, which asks to retry after 271 s; past the 60 s this remote waits" in str(
-        raised.value)
+    assert "still rate limited by the Hub (HTTP 429, retry after 271 s) when this remote stopped waiting (at most " \
+           "60 s" in str(raised.value)
     assert hub_server.tags(remote.repo_id) == {"v1.0": v10.commit}
+
+
+def test_hub_429_that_keeps_asking_for_0_s_ends_instead_of_looping(hub_server, spec, tmp_path):
+    remote = hub_remote(hub_server, tmp_path)
+    _, new = publish_twice(spec, remote, tmp_path)
+    hub_server.inject(429, times=1000, path_contains="/commit/", headers={"Retry-After": "0"})
+    with pytest.raises(RemoteError, match="HTTP 429"):
+        publish_cleaned(spec, remote, new, data_dir=tmp_path)
+    assert 100 <= sum("/commit/" in path for _, path in hub_server.requests) < 1000

@@ -62,6 +62,7 @@ RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 LOCKED = ("commit operation is in progress", "conflicting operation is in progress")
 XET_ERRORS = (ConnectionError, TimeoutError, RuntimeError)  # what hf_xet raises once its own retries end
 MAX_WAIT_SECONDS = 900.0
+MAX_RATE_LIMITED_TRIES = 100
 MAX_FILES_PER_COMMIT = 100  # the Hub's advice for one commit
 _TRANSFER_LOCK = threading.Lock()  # huggingface_hub reads its Xet switch from a module constant
 T = TypeVar("T")
@@ -272,7 +273,8 @@ class HubRemote(Remote):
         if state.idle_for + self._wait(state) > self.max_wait_seconds:
             return True  # the next wait would pass the budget: give up now rather than sleep in vain
         rate_limited = _retry_after(state.outcome.exception()) is not None
-        return not rate_limited and state.attempt_number >= self.max_tries
+        # asked to wait: retry while the budget lasts (capped, in case the server keeps asking for 0 s)
+        return state.attempt_number >= (MAX_RATE_LIMITED_TRIES if rate_limited else self.max_tries)
 
     def _log_wait(self, what: str, state: RetryCallState) -> None:
         exc, wait = state.outcome.exception(), state.upcoming_sleep
@@ -289,9 +291,10 @@ class HubRemote(Remote):
             return RemoteError(f"{self.url}: {what} failed in the Xet transfer ({reason}); nothing was "
                                "promoted, the latest version is unchanged")
         if status == 429 and (after := _retry_after(exc)) is not None:
-            return RemoteError(f"{self.url}: {what}: rate limited by the Hub, which asks to retry after {after:.0f} s; "
-                               f"past the {self.max_wait_seconds:.0f} s this remote waits (max_wait_seconds). Nothing "
-                               "was promoted; run again later")
+            return RemoteError(f"{self.url}: {what}: still rate limited by the Hub (HTTP 429, retry after "
+                               f"{after:.0f} s) when this remote stopped waiting (at most "
+                               f"{self.max_wait_seconds:.0f} s and {MAX_RATE_LIMITED_TRIES} tries; "
+                               "DSM_HUB_MAX_WAIT_SECONDS). Nothing was promoted; run again later")
         if status == 409 and _locked(exc):
             return RemoteError(f"{self.url}: {what}: another commit to {self.repo_id} was still in progress after "
                                f"{self.max_tries} tries (HTTP 409); nothing was promoted, run again")
