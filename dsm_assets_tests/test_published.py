@@ -127,8 +127,9 @@ def test_a_killed_publish_leaves_no_staging_copy_that_the_next_publish_does_not_
     tmpdir = tmp_path / "tmpdir"
     tmpdir.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmpdir))  # staging used to live here, outside anything we clean
-    dead_pid = subprocess.Popen(["true"]).pid  # a pid that has exited
-    os.waitpid(dead_pid, 0)
+    exited = subprocess.Popen(["true"])  # a pid that has exited; kept, so no other Popen's cleanup reaps it
+    exited.wait()  # (a bare os.waitpid raced that cleanup: ECHILD once on CI)
+    dead_pid = exited.pid
     host = socket.gethostname()
     orphan = staging_dir(data_dir) / f".tmp-{host}-{dead_pid}-0bad"  # what a SIGKILLed publish leaves
     live = staging_dir(data_dir) / f".tmp-{host}-{os.getpid()}-0a11"  # a publish still running here
