@@ -3,15 +3,14 @@ each CheckOutcome into an AssetCheckResult; the tests call them directly."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dsm_assets.arrow_types import type_name
+from dsm_assets.checks import CheckOutcome
 from dsm_assets.registry import DatasetSpec
 
 DESCRIPTIONS = {
@@ -22,14 +21,6 @@ DESCRIPTIONS = {
     "labels_allowed": "Every label is in the registry's allowed set.",
     "one_annotation_layer": "Exactly one annotation layer (the canonical one) is kept.",
 }
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    name: str
-    passed: bool
-    description: str
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def check_names(spec: DatasetSpec) -> list[str]:
