@@ -21,17 +21,19 @@ import dagster as dg
 from bench.common import Line, progress, run_alone, seconds, timed
 from dsm_assets import quality
 from dsm_assets.cache import refresh_cache
-from dsm_assets.cleaning import clean_dataset, statcache_path
+from dsm_assets.cleaning import clean_dataset
 from dsm_assets.contenthash import hash_table
 from dsm_assets.defs.factory import MATERIALIZE_JOB, OBSERVE_JOB
 from dsm_assets.fingerprint import fingerprint_files
+from dsm_assets.layout import statcache_path
 from dsm_assets.preflight import offline_probe, preflight
-from dsm_assets.publishing import CleanedRef, publish_cleaned, record_verified
+from dsm_assets.publishing import publish_cleaned
 from dsm_assets.registry import DEFAULT_REGISTRY, Registry, load_registry
 from dsm_assets.remotes import open_remote
 from dsm_assets.samples import install_samples
 from dsm_assets.shards import publish_shards, read_back, verify_shards, write_shards
 from dsm_assets.sources import resolve_files
+from dsm_assets.state import record_verified
 from dsm_assets.training import train_model
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -54,8 +56,7 @@ def direct(registry: Registry, data: Path, outputs: Path) -> None:
         cleaned = clean_dataset(spec, data)  # cleaned, then its checks
         assert all(c.passed for c in quality.check_cleaned(spec, cleaned.path))
         remote = open_remote(spec, data_dir=data)  # published, then round_trip
-        out = publish_cleaned(spec, remote, CleanedRef(cleaned.path, cleaned.version, cleaned.rows_out,
-                                                       cleaned.schema), data_dir=data)
+        out = publish_cleaned(spec, remote, cleaned, data_dir=data)
         assert hash_table(remote.load_table(out.commit)) == cleaned.version
         record_verified(data, spec.name, tag=out.tag, commit=out.commit, url=out.url)
         cache = refresh_cache(spec, remote, tag=out.tag, commit=out.commit, data_dir=data,  # cache, preflight

@@ -21,10 +21,11 @@ import yaml
 from bench.common import Line, progress, run_alone, seconds, times
 from dsm_assets.cache import refresh_cache
 from dsm_assets.cleaning import clean_dataset
-from dsm_assets.publishing import CleanedRef, publish_cleaned, record_verified
+from dsm_assets.publishing import publish_cleaned
 from dsm_assets.registry import DEFAULT_REGISTRY, load_registry
 from dsm_assets.remotes import open_remote
 from dsm_assets.samples import install_samples
+from dsm_assets.state import record_verified
 
 N_DATASETS = 10
 
@@ -43,8 +44,7 @@ def setup(tmp: Path) -> dict[str, str]:
     for spec in load_registry(registry_path).datasets:
         cleaned = clean_dataset(spec, data)
         remote = open_remote(spec, data_dir=data)
-        out = publish_cleaned(spec, remote, CleanedRef(cleaned.path, cleaned.version, cleaned.rows_out,
-                                                       cleaned.schema), data_dir=data)
+        out = publish_cleaned(spec, remote, cleaned, data_dir=data)
         record_verified(data, spec.name, tag=out.tag, commit=out.commit, url=out.url)
         refresh_cache(spec, remote, tag=out.tag, commit=out.commit, data_dir=data)
     return {**os.environ, "DSM_DATA_DIR": str(data), "DSM_REGISTRY": str(registry_path)}

@@ -25,8 +25,9 @@ from moto.server import ThreadedMotoServer
 
 from bench.common import Line, progress, run_alone, seconds, timed
 from dsm_assets.arrow_types import type_name
+from dsm_assets.cleaning import CleanResult
 from dsm_assets.contenthash import hash_table
-from dsm_assets.publishing import CleanedRef, publish_cleaned
+from dsm_assets.publishing import publish_cleaned
 from dsm_assets.registry import DEFAULT_REGISTRY, load_registry
 from dsm_assets.remotes.hub import HubRemote
 from dsm_assets.remotes.local import LocalRemote
@@ -36,14 +37,15 @@ from dsm_assets_tests.hub_server import HubServer
 RUNS = 3
 
 
-def cleaned(tmp: Path, rows: int) -> CleanedRef:
+def cleaned(tmp: Path, rows: int) -> CleanResult:
     """Incompressible text (random hex), so the parquet is as big as real data of that many rows."""
     rng = random.Random(7)
     table = pa.table({"id": pa.array(range(rows), pa.int64()),
                       "text": [rng.randbytes(32).hex() for _ in range(rows)]})
     path = tmp / "cleaned.parquet"
     pq.write_table(table, path, compression="zstd")
-    return CleanedRef(path, hash_table(table), rows, {f.name: type_name(f.type) for f in table.schema})
+    return CleanResult.of_file(path, content_hash=hash_table(table), rows=rows,
+                               schema={f.name: type_name(f.type) for f in table.schema})
 
 
 def measure(quick: bool = False, rows: int | None = None) -> list[Line]:

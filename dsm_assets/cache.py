@@ -22,14 +22,13 @@ from typing import Any
 
 from dsm_assets import atomic
 from dsm_assets.errors import CacheError, on_disk
-from dsm_assets.paths import inside
+from dsm_assets.layout import CACHE_VERSIONS, CURRENT, INFO_PATH, cache_root, cache_version_dir, folder_name
 from dsm_assets.registry import DatasetSpec, display_path
 from dsm_assets.remotes.base import Remote, sha256_file
-from dsm_assets.versioning import folder_name, parse_tag
+from dsm_assets.versioning import parse_tag, wanted_version
 
 MANIFEST = "cache_manifest.json"
 SELF_HASH = "manifest_sha256"  # the manifest's own hash, over every other key
-INFO = "dsm.json"
 
 
 @dataclass(frozen=True)
@@ -45,14 +44,6 @@ class CacheResult:
     pruned: tuple[str, ...]
 
 
-def cache_root(spec: DatasetSpec, data_dir: Path) -> Path:
-    return inside(data_dir, spec.cache_dir, what=f"{spec.where}.cache_dir")
-
-
-def version_dir(spec: DatasetSpec, data_dir: Path, tag: str, commit: str) -> Path:
-    return cache_root(spec, data_dir) / "versions" / folder_name(tag, commit)
-
-
 def read_manifest(folder: Path) -> dict[str, Any]:
     return json.loads((folder / MANIFEST).read_text())
 
@@ -66,7 +57,7 @@ def _self_hash(manifest: dict[str, Any]) -> str:
 def cached_files(spec: DatasetSpec, data_dir: Path, tag: str, commit: str) -> dict[str, Path]:
     """Repo path → local file of version `tag` in the offline cache, when it is cached ({} otherwise).
     Unverified: whoever uses one as a source checks its hash first."""
-    folder = version_dir(spec, data_dir, tag, commit)
+    folder = cache_version_dir(spec, data_dir, tag, commit)
     try:
         files = read_manifest(folder)["files"]
         return {path: folder / path for path in files if isinstance(path, str)}
@@ -97,12 +88,23 @@ def verify_folder(folder: Path, *, deep: bool) -> str | None:
     return None
 
 
+def refresh_wanted(spec: DatasetSpec, remote: Remote, *, data_dir: Path, keep: int = 2) -> CacheResult:
+    """Refresh the cache to the version the policy wants (`versioning.wanted_version`): the registry's pin,
+    resolved on the remote, else the latest verified version."""
+    wanted = wanted_version(spec, data_dir)
+    if wanted is None:
+        raise CacheError(f"{spec.name} has no verified version yet: materialise {spec.name}/published and let its "
+                         "round_trip check pass first")
+    commit = wanted.commit or remote.resolve(wanted.tag)
+    return refresh_cache(spec, remote, tag=wanted.tag, commit=commit, data_dir=data_dir, keep=keep)
+
+
 def refresh_cache(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, data_dir: Path,
                   keep: int = 2) -> CacheResult:
     """Make `current` the verified cache of `tag` at `commit`, downloading only if it is not cached yet."""
     root = cache_root(spec, data_dir)
     try:
-        (root / "versions").mkdir(parents=True, exist_ok=True)
+        (root / CACHE_VERSIONS).mkdir(parents=True, exist_ok=True)
         (root / ".lock").touch()
     except OSError as exc:
         raise CacheError(f"{root}: cache dir is not writable ({exc.strerror or exc}); fix its permissions or "
@@ -112,14 +114,14 @@ def refresh_cache(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, d
 
 
 def _refresh(spec: DatasetSpec, remote: Remote, root: Path, *, tag: str, commit: str, keep: int) -> CacheResult:
-    versions = root / "versions"
+    versions = root / CACHE_VERSIONS
     atomic.remove_stale_temps(versions)
     atomic.remove_stale_temps(root)
     target = versions / folder_name(tag, commit)
     refreshed = verify_folder(target, deep=True) is not None
     if refreshed:
         _download(spec, remote, tag=tag, commit=commit, target=target)
-    previous = (root / "current").resolve() if (root / "current").exists() else None
+    previous = (root / CURRENT).resolve() if (root / CURRENT).exists() else None
     _point_current(root, target)
     pruned = _prune(versions, keep=keep, protected={target, previous})
     manifest = read_manifest(target)
@@ -148,7 +150,7 @@ def _download(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, targe
                                  f"expected {size}; the previous cache is unchanged")
             atomic.fsync_file(dest)
             files[path] = {"size": size, "sha256": sha256_file(dest)}
-        info = json.loads((tmp / INFO).read_text())
+        info = json.loads((tmp / INFO_PATH).read_text())
         try:
             table = pq.read_table(tmp / "data")
         except (pa.ArrowException, OSError) as exc:
@@ -158,6 +160,7 @@ def _download(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, targe
             raise CacheError(f"{remote.url}: the data at {commit[:12]} does not match its content hash "
                              f"{info['content_hash'][:12]}; the previous cache is unchanged")
         manifest = {"dataset": spec.name, "version": tag, "commit": commit, "remote": remote.url,
+                    "url": remote.version_url(tag),
                     "content_hash": info["content_hash"], "rows": table.num_rows, "files": files,
                     "cached_at": datetime.now(UTC).isoformat(timespec="seconds")}
         manifest[SELF_HASH] = _self_hash(manifest)
@@ -174,7 +177,7 @@ def _download(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, targe
 def _point_current(root: Path, target: Path) -> None:
     link = root / f"{atomic.TEMP_PREFIX}current-{secrets.token_hex(4)}"
     link.symlink_to(target.relative_to(root))
-    os.replace(link, root / "current")
+    os.replace(link, root / CURRENT)
     atomic.fsync_dir(root)
 
 

@@ -27,7 +27,7 @@ from dsm_assets.arrow_types import type_name
 from dsm_assets.contenthash import HASH_VERSION, TableHasher
 from dsm_assets.errors import SourceError, on_disk
 from dsm_assets.fingerprint import fingerprint_files
-from dsm_assets.paths import under
+from dsm_assets.layout import clean_dir, statcache_path
 from dsm_assets.registry import Cleaning, DatasetSpec
 from dsm_assets.sources import RawBatch, read_source, resolve_files
 
@@ -44,6 +44,8 @@ BLOCKS_PER_BATCH = 4
 
 @dataclass(frozen=True)
 class CleanResult:
+    """The cleaned hop's record: what cleaning wrote, and what publishing and round_trip take from it."""
+
     version: str  # content hash of the cleaned data: its DataVersion
     path: Path
     rows_in: int
@@ -56,6 +58,12 @@ class CleanResult:
     seal: dict[str, Any] = field(default_factory=dict)  # the parquet's size, mtime and xxh3 when written
     repaired: str | None = None  # why a file on disk was not reused but rebuilt (one line), if it was not
 
+    @classmethod
+    def of_file(cls, path: Path, *, content_hash: str, rows: int, schema: dict[str, str]) -> CleanResult:
+        """A cleaned parquet written elsewhere (a test, a bench), described by what publishing needs."""
+        return cls(version=content_hash, path=path, rows_in=rows, rows_out=rows, dropped={}, schema=schema,
+                   preview=[], raw_fingerprint="")
+
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["path"] = self.path.name
@@ -63,14 +71,6 @@ class CleanResult:
         out.pop("reused")
         out.pop("repaired")
         return out
-
-
-def clean_dir(data_dir: Path, name: str) -> Path:
-    return under(data_dir, "clean", name)
-
-
-def statcache_path(data_dir: Path, name: str) -> Path:
-    return under(data_dir, ".dsm", "statcache", f"{name}.json")
 
 
 def clean_dataset(spec: DatasetSpec, data_dir: Path, *, block_size: int = READ_BLOCK_SIZE) -> CleanResult:

@@ -12,13 +12,13 @@ import sys
 from collections.abc import Sequence
 
 from dsm_assets import paths
-from dsm_assets.cache import cache_root
 from dsm_assets.errors import DsmError, PathEscapeError, RegistryError, disk_error
+from dsm_assets.layout import cache_root
 from dsm_assets.lineage import LineageError, chain, read_lineage
 from dsm_assets.preflight import preflight
-from dsm_assets.publishing import read_latest
 from dsm_assets.registry import Registry, display_path, load_registry
 from dsm_assets.samples import install_samples
+from dsm_assets.state import read_latest
 
 
 def registry_rows(registry: Registry) -> list[dict[str, str | None]]:

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from dsm_assets import paths
+from dsm_assets import layout, paths, state
 from dsm_assets.cli import format_table
 from dsm_assets.dagster_home import default_home, prepare
+from dsm_assets.defs import handoff
 from dsm_assets.defs.factory import MATERIALIZE_JOB, OBSERVE_JOB, build_definitions
-from dsm_assets.defs.model import GROUP as MODELS_GROUP
+from dsm_assets.defs.keys import raw_key
+from dsm_assets.lineage import LINEAGE, read_lineage
 from dsm_assets.registry import display_path, load_registry
 from dsm_assets.samples import install_samples
 
@@ -45,12 +47,14 @@ def main() -> int:
                 return 1
             checks += result.get_asset_check_evaluations()
         print()
-        print(summary(registry, instance, checks))
+        print(summary(registry, instance, checks, data))
         for model in registry.models:
-            meta = _latest_metadata(instance, MODELS_GROUP, model.name)
-            print(f"\n{MODELS_GROUP}/{model.name}: {meta['model_version'].value}, accuracy {meta['accuracy'].value}, "
-                  f"trained on {model.dataset} {meta['dataset_version'].value} (commit "
-                  f"{meta['dataset_commit'].value[:12]}); lineage: {meta['lineage_file'].value}")
+            trained = handoff.read_model(instance, model)
+            lineage = read_lineage(outputs, model.name, trained.version)
+            d = lineage["dataset"]
+            print(f"\nmodels/{model.name}: {trained.version}, accuracy {trained.accuracy:.3f}, trained on "
+                  f"{model.dataset} {d['version']} (commit {d['commit'][:12]}); lineage: "
+                  f"{layout.models_dir(outputs, model.name) / trained.version / LINEAGE}")
             print(f"  which data trained it:  dsm lineage {model.name}")
     print(f"""
 Where to look:
@@ -67,32 +71,28 @@ Where to look:
     return 0
 
 
-def summary(registry, instance: dg.DagsterInstance, checks: list) -> str:
+def summary(registry, instance: dg.DagsterInstance, checks: list, data: Path) -> str:
     rows = []
     for spec in registry.datasets:
-        raw = instance.get_latest_data_version_record(dg.AssetKey([spec.name, "raw"]), is_source=True)
-        meta = _latest_metadata(instance, spec.name, "cleaned")
-        published = _latest_metadata(instance, spec.name, "published")
+        raw = instance.get_latest_data_version_record(raw_key(spec), is_source=True)
+        cleaned = handoff.read_cleaned(instance, spec)
+        published = state.read_latest(data, spec.name) or {}
+        cached, sharded = handoff.read_cache(instance, spec), handoff.read_shards(instance, spec)
         mine = [c for c in checks if c.asset_key.path[0] == spec.name]
         rows.append([
             spec.name,
             (raw.asset_observation.data_version or "?")[:12] if raw and raw.asset_observation else "?",
-            meta["content_hash"].value[:12] + (" (reused)" if meta["reused"].value else ""),
-            f"{meta['rows_in'].value} → {meta['rows_out'].value}",
-            f"{published['version'].value} ({'new' if published['new_version'].value else 'unchanged'})",
-            f"{published['bytes_uploaded'].value}",
-            _latest_metadata(instance, spec.name, "cache")["version"].value,
-            f"{_latest_metadata(instance, spec.name, 'shards')['shards'].value} tar",
+            cleaned.version[:12] + (" (reused)" if cleaned.reused else "") if cleaned else "?",
+            f"{cleaned.rows_in} → {cleaned.rows_out}" if cleaned else "?",
+            f"{published.get('tag', '?')} ({'new' if published.get('new') else 'unchanged'})",
+            f"{published.get('bytes_uploaded', '?')}",
+            cached.tag if cached else "?",
+            f"{sharded.count if sharded else '?'} tar",
             f"{sum(c.passed for c in mine)}/{len(mine)} passed",
         ])
     headers = ["Dataset", "Raw fingerprint", "Cleaned version", "Rows", "Published", "Bytes up", "Cached", "Shards",
                "Checks"]
     return format_table(headers, rows)
-
-
-def _latest_metadata(instance: dg.DagsterInstance, name: str, hop: str) -> dict:
-    event = instance.get_latest_materialization_event(dg.AssetKey([name, hop]))
-    return event.asset_materialization.metadata
 
 
 if __name__ == "__main__":

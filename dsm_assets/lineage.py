@@ -1,27 +1,32 @@
 """Which data trained this model? The chain from a model version back to the raw files, read from the
-model's lineage.json (written at training time from the shards, the cache and the Dagster instance) and
-checked against what is on disk now. Core only: no dagster import, so `dsm lineage` starts fast."""
+model's lineage.json (written at training time from the shards and the cached version they were cut from)
+and checked against what is on disk now. Core only: no dagster import, so `dsm lineage` starts fast."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+from dsm_assets.cache import MANIFEST as CACHE_MANIFEST
 from dsm_assets.errors import DsmError, StateError
-from dsm_assets.paths import under
-from dsm_assets.registry import display_path
+from dsm_assets.layout import (
+    INFO_PATH,
+    LATEST,
+    cache_version_dir,
+    cache_version_dir_in,
+    clean_dir,
+    models_dir,
+    verified_record,
+)
+from dsm_assets.registry import DatasetSpec, display_path
 from dsm_assets.state import read_state, shape_problem
-from dsm_assets.versioning import folder_name
 
 LINEAGE = "lineage.json"
 
 
 class LineageError(DsmError, LookupError):
     """No such model or model version."""
-
-
-def models_dir(outputs_dir: Path, name: str) -> Path:
-    return under(outputs_dir, "models", name)
 
 
 def model_versions(outputs_dir: Path, name: str) -> list[str]:
@@ -37,7 +42,7 @@ def read_lineage(outputs_dir: Path, name: str, version: str | None = None) -> di
         raise LineageError(f"no trained versions of model '{name}' in {models_dir(outputs_dir, name)}; "
                            f"materialise models/{name} first")
     if version is None:
-        latest = models_dir(outputs_dir, name) / "latest"
+        latest = models_dir(outputs_dir, name) / LATEST
         version = latest.resolve().name if latest.exists() else versions[-1]
     if version not in versions:
         raise LineageError(f"model '{name}' has no version '{version}' (trained: {', '.join(versions)})")
@@ -70,7 +75,7 @@ def _where(address: str | None) -> str:
 def chain(lineage: dict[str, Any], cache_dir: Path) -> list[dict[str, Any]]:
     """The lineage as rows, model first, raw last, each marked with whether it is still on disk."""
     d = lineage["dataset"]
-    cached = cache_dir / "versions" / folder_name(d["version"], d["commit"])
+    cached = cache_version_dir_in(cache_dir, d["version"], d["commit"])
     shards = Path(d["shards"]["folder"])
     return [
         {"step": "model", "what": f"{lineage['model']} {lineage['model_version']}",
@@ -86,3 +91,26 @@ def chain(lineage: dict[str, Any], cache_dir: Path) -> list[dict[str, Any]]:
         {"step": "cleaned", "what": f"content hash {d['content_hash']}", "detail": ""},
         {"step": "raw", "what": f"fingerprint {d.get('raw_fingerprint') or 'unknown'}", "detail": ""},
     ]
+
+
+def upstream_of(spec: DatasetSpec, data_dir: Path, tag: str, commit: str, content_hash: str) -> dict[str, Any]:
+    """Where a cached version came from, as lineage.json records it: the remote URL of its commit (from the
+    cache manifest, else the verified record of that commit), the cleaned version, and the raw fingerprint
+    it was cleaned from (from its dsm.json, else the cleaned data's stats). Local files only, no instance."""
+    folder = cache_version_dir(spec, data_dir, tag, commit)
+    url = _object(folder / CACHE_MANIFEST).get("url")
+    if url is None:
+        verified = _object(verified_record(data_dir, spec.name))
+        url = verified.get("url") if verified.get("commit") == commit else None
+    raw = (_object(folder / INFO_PATH).get("raw_fingerprint")
+           or _object(clean_dir(data_dir, spec.name) / f"{content_hash}.json").get("raw_fingerprint"))
+    return {"remote_url": url, "cleaned_version": content_hash, "raw_fingerprint": raw}
+
+
+def _object(path: Path) -> dict[str, Any]:
+    """The JSON object in `path`; {} when absent, unreadable or not an object (lineage then says unknown)."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

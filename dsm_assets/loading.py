@@ -16,8 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dsm_assets import paths
-from dsm_assets.cache import cache_root, read_manifest, verify_folder
+from dsm_assets.cache import read_manifest, verify_folder
 from dsm_assets.errors import CacheError
+from dsm_assets.layout import CACHE_VERSIONS, cache_current, cache_root
 from dsm_assets.preflight import preflight
 from dsm_assets.registry import Registry, load_registry
 
@@ -36,7 +37,7 @@ def load(name: str, version: str | None = None, *, data_dir: Path | None = None,
         state = preflight(spec, data_dir)
         if not state.ready:
             raise CacheError(f"{name}: cache is {state.status}: {state.reason}. Run `dsm preflight {name}`")
-        folder = (cache_root(spec, data_dir) / "current").resolve()
+        folder = cache_current(spec, data_dir).resolve()
     else:
         folder = _cached_version(name, cache_root(spec, data_dir), version)
         problem = verify_folder(folder, deep=False)
@@ -61,7 +62,7 @@ def _cached_version(name: str, root: Path, version: str) -> Path:
     """The cache folder holding exactly `version`, by what each folder's manifest says (the argument is never
     used as a path or a pattern)."""
     cached = {}
-    folders = sorted((root / "versions").iterdir()) if (root / "versions").is_dir() else []
+    folders = sorted((root / CACHE_VERSIONS).iterdir()) if (root / CACHE_VERSIONS).is_dir() else []
     for folder in folders:
         try:
             cached[read_manifest(folder)["version"]] = folder

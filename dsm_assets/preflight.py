@@ -19,10 +19,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dsm_assets.cache import cache_root, read_manifest, verify_folder
+from dsm_assets.cache import read_manifest, verify_folder
 from dsm_assets.errors import StateError
-from dsm_assets.publishing import read_verified
+from dsm_assets.layout import cache_current, cache_root
 from dsm_assets.registry import DatasetSpec, display_path
+from dsm_assets.versioning import wanted_version
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Preflight:
 
 def preflight(spec: DatasetSpec, data_dir: Path, *, deep: bool = False) -> Preflight:
     root = cache_root(spec, data_dir)
-    current = root / "current"
+    current = cache_current(spec, data_dir)
     shown = display_path(root)
     if not current.exists():
         return Preflight(spec.name, None, None, shown, "missing",
@@ -59,25 +60,17 @@ def preflight(spec: DatasetSpec, data_dir: Path, *, deep: bool = False) -> Prefl
     tag, commit = manifest["version"], manifest["commit"]
     result = Preflight(spec.name, tag, commit, display_path(folder), "ready", "")
     try:
-        expected = _expected(spec, data_dir)
+        wanted = wanted_version(spec, data_dir)
     except StateError as exc:  # which version is current is unknown: never call the cache ready then
         return Preflight(spec.name, tag, commit, display_path(folder), "corrupt", str(exc))
-    if expected is None:
+    if wanted is None:
         return result
-    want_tag, want_commit = expected
-    if tag != want_tag or (want_commit and commit != want_commit):
-        where = "pinned in the registry" if spec.pin else "the latest verified version"
+    if tag != wanted.tag or (wanted.commit and commit != wanted.commit):
+        where = "pinned in the registry" if wanted.pinned else "the latest verified version"
         return Preflight(spec.name, tag, commit, display_path(folder), "stale",
-                         f"cache holds {tag} ({commit[:12]}) but {want_tag} is {where}; re-materialise "
+                         f"cache holds {tag} ({commit[:12]}) but {wanted.tag} is {where}; re-materialise "
                          f"{spec.name}/cache")
     return result
-
-
-def _expected(spec: DatasetSpec, data_dir: Path) -> tuple[str, str | None] | None:
-    if spec.pin:
-        return spec.pin, None
-    verified = read_verified(data_dir, spec.name)
-    return (verified["tag"], verified["commit"]) if verified else None
 
 
 # Loads the cache in a child process where the network cannot be used: HF offline mode set before any
@@ -107,7 +100,7 @@ def offline_probe(spec: DatasetSpec, data_dir: Path, registry_path: Path) -> tup
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return False, f"offline load failed {how}: {last}"
     rows = int(done.stdout.strip().splitlines()[-1])
-    manifest_rows = read_manifest((cache_root(spec, data_dir) / "current").resolve())["rows"]
+    manifest_rows = read_manifest(cache_current(spec, data_dir).resolve())["rows"]
     if rows != manifest_rows:
         return False, f"offline load gave {rows} rows, the cache manifest says {manifest_rows}"
     return True, f"loaded {rows} rows offline {how}"

@@ -11,29 +11,20 @@ import shutil
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dsm_assets import atomic, versioning
+from dsm_assets import atomic, state, versioning
 from dsm_assets.cache import cached_files
 from dsm_assets.errors import RemoteCorruptError, RemoteError, on_disk
-from dsm_assets.paths import under
+from dsm_assets.layout import CARD_PATH, DATA_GLOB, DATA_PATH, INFO_PATH, staging_dir
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.remotes.base import Remote
-from dsm_assets.state import read_state, shape_problem
+from dsm_assets.state import shape_problem
 
-DATA_PATH = "data/train-00000-of-00001.parquet"
-INFO_PATH = "dsm.json"
+if TYPE_CHECKING:
+    from dsm_assets.cleaning import CleanResult
+
 INFO_FIELDS = {"content_hash": str, "schema_hash": str, "rows": int, "history": list}
-
-
-@dataclass(frozen=True)
-class CleanedRef:
-    """What publishing needs to know about the cleaned asset's latest materialisation."""
-
-    path: Path
-    content_hash: str
-    rows: int
-    schema: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -50,7 +41,7 @@ class PublishOutcome:
     repaired: tuple[str, ...] = ()  # files of an unchanged version re-stored on the remote (repair=True)
 
 
-def publish_cleaned(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, *, data_dir: Path,
+def publish_cleaned(spec: DatasetSpec, remote: Remote, cleaned: CleanResult, *, data_dir: Path,
                     repair: bool = False) -> PublishOutcome:
     """Publish `cleaned` as the next version, or nothing when the latest version has the same content.
 
@@ -60,7 +51,7 @@ def publish_cleaned(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, *, d
         return _publish(spec, remote, cleaned, data_dir, repair)
 
 
-def _publish(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, data_dir: Path, repair: bool) -> PublishOutcome:
+def _publish(spec: DatasetSpec, remote: Remote, cleaned: CleanResult, data_dir: Path, repair: bool) -> PublishOutcome:
     tags = remote.tags()
     latest = versioning.latest_tag(tags)
     fixed = _repair(spec, remote, cleaned, data_dir, latest, tags[latest]) if latest and repair else ()
@@ -72,7 +63,7 @@ def _publish(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, data_dir: P
         previous = _read_info(remote, tags[latest])
     schema_hash = versioning.schema_hash(cleaned.schema)
     tag = versioning.next_tag(latest, previous and previous["content_hash"], previous and previous["schema_hash"],
-                              cleaned.content_hash, schema_hash)
+                              cleaned.version, schema_hash)
     if tag is None:
         outcome = PublishOutcome(spec.name, latest, tags[latest], remote.version_url(latest), 0, (), False,
                                  previous["content_hash"], previous["rows"], repaired=fixed)
@@ -80,11 +71,11 @@ def _publish(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, data_dir: P
         info = _version_info(spec, tag, cleaned, schema_hash, previous)
         with atomic.scratch_dir(staging_dir(data_dir)) as tmp:  # a killed publish's copy goes on the next one
             files = _stage(tmp, cleaned.path, spec, info)
-            message = f"{spec.name} {tag}: {cleaned.rows} rows, content {cleaned.content_hash[:12]}"
+            message = f"{spec.name} {tag}: {cleaned.rows_out} rows, content {cleaned.version[:12]}"
             done = remote.publish(files, tag=tag, parent=tags[latest] if latest else None, message=message)
         outcome = PublishOutcome(spec.name, tag, done.commit, remote.version_url(tag), done.bytes_uploaded,
-                                 done.files, True, cleaned.content_hash, cleaned.rows)
-    record_latest(data_dir, outcome)
+                                 done.files, True, cleaned.version, cleaned.rows_out)
+    state.record_latest(data_dir, spec.name, asdict(outcome))
     return outcome
 
 
@@ -100,7 +91,7 @@ def _read_info(remote: Remote, commit: str) -> dict[str, Any]:
     return info
 
 
-def _repair(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, data_dir: Path, tag: str,
+def _repair(spec: DatasetSpec, remote: Remote, cleaned: CleanResult, data_dir: Path, tag: str,
             commit: str) -> tuple[str, ...]:
     """Re-store the files of `tag` whose stored copy is corrupt, from local copies that still hold their
     recorded content: the cleaned parquet, the offline cache of that version, and a dataset card rebuilt
@@ -112,27 +103,30 @@ def _repair(spec: DatasetSpec, remote: Remote, cleaned: CleanedRef, data_dir: Pa
     except RemoteError:
         return tuple(fixed)
     with atomic.scratch_dir(staging_dir(data_dir)) as tmp:
-        card = tmp / "README.md"
+        card = tmp / CARD_PATH
         card.write_text(dataset_card(spec, info))
-        fixed += remote.repair(commit, {"README.md": card})
+        fixed += remote.repair(commit, {CARD_PATH: card})
     return tuple(dict.fromkeys(fixed))
 
 
-def _version_info(spec: DatasetSpec, tag: str, cleaned: CleanedRef, schema_hash: str,
+def _version_info(spec: DatasetSpec, tag: str, cleaned: CleanResult, schema_hash: str,
                   previous: dict[str, Any] | None) -> dict[str, Any]:
-    entry = {"version": tag, "content_hash": cleaned.content_hash, "rows": cleaned.rows, "schema_hash": schema_hash,
+    entry = {"version": tag, "content_hash": cleaned.version, "rows": cleaned.rows_out, "schema_hash": schema_hash,
              "published_at": datetime.now(UTC).isoformat(timespec="seconds")}
     history = [entry, *(previous["history"] if previous else [])]
-    return {"dataset": spec.name, "use": spec.use, **entry, "schema": cleaned.schema, "history": history}
+    info = {"dataset": spec.name, "use": spec.use, **entry, "schema": cleaned.schema, "history": history}
+    if cleaned.raw_fingerprint:  # lineage: the raw files this content was cleaned from
+        info["raw_fingerprint"] = cleaned.raw_fingerprint
+    return info
 
 
 def _stage(tmp: Path, parquet: Path, spec: DatasetSpec, info: dict[str, Any]) -> dict[str, Path]:
-    files = {DATA_PATH: tmp / "train.parquet", "README.md": tmp / "README.md", INFO_PATH: tmp / "dsm.json"}
+    files = {DATA_PATH: tmp / "train.parquet", CARD_PATH: tmp / CARD_PATH, INFO_PATH: tmp / INFO_PATH}
     try:
         files[DATA_PATH].hardlink_to(parquet)  # no copy of possibly large data when on one filesystem
     except OSError:
         shutil.copyfile(parquet, files[DATA_PATH])
-    files["README.md"].write_text(dataset_card(spec, info))
+    files[CARD_PATH].write_text(dataset_card(spec, info))
     files[INFO_PATH].write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return files
 
@@ -161,7 +155,7 @@ configs:
 - config_name: default
   data_files:
   - split: train
-    path: data/train-*.parquet
+    path: {DATA_GLOB}
 tags:
 - dsm_assets
 ---
@@ -184,48 +178,3 @@ Published by dsm_assets. {how_to_load(spec, info["version"])}
 |---|---|
 {columns}
 """
-
-
-def staging_dir(data_dir: Path) -> Path:
-    """Where a publish stages its files (the data dir's disk, never $TMPDIR)."""
-    return under(data_dir, ".dsm", "staging")
-
-
-def record_path(data_dir: Path, name: str) -> Path:
-    return under(data_dir, ".dsm", "published", f"{name}.json")
-
-
-def record_latest(data_dir: Path, outcome: PublishOutcome) -> None:
-    """Remember the latest version locally, so `dsm registry` can show it without asking the remote."""
-    atomic.write_json(record_path(data_dir, outcome.dataset), asdict(outcome))
-
-
-def read_latest(data_dir: Path, name: str) -> dict[str, Any] | None:
-    return _read_json(record_path(data_dir, name))
-
-
-def verified_path(data_dir: Path, name: str) -> Path:
-    return under(data_dir, ".dsm", "verified", f"{name}.json")
-
-
-def record_verified(data_dir: Path, name: str, *, tag: str, commit: str, url: str) -> None:
-    """A passing round_trip check records the version here: the cache asset and `dsm preflight` read it."""
-    atomic.write_json(verified_path(data_dir, name), {"dataset": name, "tag": tag, "commit": commit, "url": url,
-                                                      "verified_at": datetime.now(UTC).isoformat(timespec="seconds")})
-
-
-VERIFIED_FIELDS = {"dataset": str, "tag": str, "commit": str}
-
-
-def read_verified(data_dir: Path, name: str) -> dict[str, Any] | None:
-    """The latest verified version's record, None before the first passing round_trip. A corrupt record is
-    a StateError: guessing would let preflight call a stale cache ready."""
-    return read_state(verified_path(data_dir, name), VERIFIED_FIELDS, what="verified-version record",
-                      remedy=f"delete it and run the {name}/published round_trip check again")
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None

@@ -33,9 +33,8 @@ from dsm_assets import atomic, seals
 from dsm_assets.cache import read_manifest
 from dsm_assets.errors import DsmError, on_disk
 from dsm_assets.fingerprint import hash_file
-from dsm_assets.paths import under
+from dsm_assets.layout import cache_current, shards_dir
 from dsm_assets.registry import DatasetSpec
-from dsm_assets.versioning import folder_name
 
 MANIFEST = "manifest.json"
 SEALS = ".seals.json"  # each shard's mtime when last verified (not part of the manifest: no data version)
@@ -56,10 +55,6 @@ class ShardsResult:
     manifest_hash: str
     written: bool  # False: the existing shards were complete and reused
     repaired: str | None = None  # why existing shards were rewritten instead of reused (one line)
-
-
-def shards_dir(outputs_dir: Path, spec: DatasetSpec, tag: str, commit: str) -> Path:
-    return under(outputs_dir, "shards", spec.name, folder_name(tag, commit))
 
 
 def manifest_hash(manifest: dict[str, Any]) -> str:
@@ -311,9 +306,7 @@ def shard_urls(folder: Path, manifest: dict[str, Any]) -> list[str]:
 
 def current_shards(spec: DatasetSpec, data_dir: Path, outputs_dir: Path) -> Path:
     """The shard folder of the version the dataset's offline cache currently holds."""
-    from dsm_assets.cache import cache_root
-
-    current = cache_root(spec, data_dir) / "current"
+    current = cache_current(spec, data_dir)
     if not current.exists():
         raise ShardError(f"{spec.name}: no offline cache, so no shards; run `dsm preflight {spec.name}`")
     source = read_manifest(current.resolve())

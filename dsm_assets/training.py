@@ -23,7 +23,8 @@ import xxhash
 
 from dsm_assets import __version__, atomic, seals
 from dsm_assets.errors import StateError, on_disk
-from dsm_assets.lineage import LINEAGE, models_dir, read_lineage_file
+from dsm_assets.layout import LATEST, models_dir
+from dsm_assets.lineage import LINEAGE, read_lineage_file
 from dsm_assets.registry import DatasetSpec, ModelSpec
 from dsm_assets.shards import MANIFEST, manifest_hash, webdataset_pipeline
 
@@ -150,4 +151,4 @@ def _write(root: Path, folder: Path, fitted, metrics: dict[str, Any], lineage: d
 def _point_latest(root: Path, folder: Path) -> None:
     link = root / f"{atomic.TEMP_PREFIX}latest-{secrets.token_hex(4)}"
     link.symlink_to(folder.name)
-    os.replace(link, root / "latest")
+    os.replace(link, root / LATEST)

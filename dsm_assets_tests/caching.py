@@ -7,10 +7,11 @@ from pathlib import Path
 
 from dsm_assets.cache import CacheResult, refresh_cache
 from dsm_assets.cleaning import clean_dataset
-from dsm_assets.publishing import CleanedRef, PublishOutcome, publish_cleaned, record_verified
+from dsm_assets.publishing import PublishOutcome, publish_cleaned
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.remotes import open_remote
 from dsm_assets.remotes.base import Remote
+from dsm_assets.state import record_verified
 
 
 @dataclass
@@ -24,8 +25,7 @@ def publish_and_verify(spec: DatasetSpec, data_dir: Path) -> Published:
     """raw → cleaned → published on the local remote, recorded as verified (what a passing round_trip does)."""
     cleaned = clean_dataset(spec, data_dir)
     remote = open_remote(spec, data_dir=data_dir)
-    ref = CleanedRef(cleaned.path, cleaned.version, cleaned.rows_out, cleaned.schema)
-    outcome = publish_cleaned(spec, remote, ref, data_dir=data_dir)
+    outcome = publish_cleaned(spec, remote, cleaned, data_dir=data_dir)
     record_verified(data_dir, spec.name, tag=outcome.tag, commit=outcome.commit, url=outcome.url)
     return Published(spec, remote, outcome)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from dsm_assets.cache import refresh_cache
-from dsm_assets.publishing import CleanedRef, publish_cleaned
+from dsm_assets.cleaning import CleanResult
+from dsm_assets.publishing import publish_cleaned
 from dsm_assets.registry import load_registry
 from dsm_assets.remotes.base import Remote
 from dsm_assets.remotes.hub import HubRemote
@@ -31,7 +32,8 @@ def build_remote(desc: dict[str, Any]) -> Remote:
 
 def publish(args: dict[str, Any]) -> None:
     spec = load_registry(args["registry"]).get(args["dataset"])
-    ref = CleanedRef(Path(args["parquet"]), args["content_hash"], args["rows"], args["schema"])
+    ref = CleanResult.of_file(Path(args["parquet"]), content_hash=args["content_hash"], rows=args["rows"],
+                               schema=args["schema"])
     publish_cleaned(spec, build_remote(args["remote"]), ref, data_dir=Path(args["data_dir"]))
 
 

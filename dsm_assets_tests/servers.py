@@ -13,8 +13,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from dsm_assets.arrow_types import type_name
+from dsm_assets.cleaning import CleanResult
 from dsm_assets.contenthash import hash_table
-from dsm_assets.publishing import CleanedRef
 from dsm_assets.remotes.hub import HubRemote
 from dsm_assets.remotes.local import LocalRemote
 from dsm_assets.remotes.s3 import S3Remote
@@ -104,12 +104,12 @@ def make_remote(kind: str, tmp_path: Path, request: pytest.FixtureRequest):
                      backoff_seconds=0.01, max_tries=3, transfer="lfs")
 
 
-def cleaned_file(path: Path, table: pa.Table) -> CleanedRef:
+def cleaned_file(path: Path, table: pa.Table) -> CleanResult:
     """Write `table` as a cleaned parquet file and describe it the way the cleaned asset does."""
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
     schema = {f.name: type_name(f.type) for f in table.schema}
-    return CleanedRef(path=path, content_hash=hash_table(table), rows=table.num_rows, schema=schema)
+    return CleanResult.of_file(path, content_hash=hash_table(table), rows=table.num_rows, schema=schema)
 
 
 def table_of(n: int, *, offset: int = 0) -> pa.Table:

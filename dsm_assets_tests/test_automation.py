@@ -13,7 +13,7 @@ from dsm_assets.defs.automation import SENSOR
 from dsm_assets.defs.factory import MATERIALIZE_JOB, OBSERVE_JOB, PUBLISH_JOB, build_definitions
 from dsm_assets.defs.raw import WATCH_SENSOR
 from dsm_assets.defs.resources import DsmPaths
-from dsm_assets.publishing import DATA_PATH
+from dsm_assets.layout import DATA_PATH
 from dsm_assets.remotes.local import LocalRemote
 
 from .caching import edit_chords

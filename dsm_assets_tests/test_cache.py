@@ -8,11 +8,11 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from dsm_assets.cache import MANIFEST, cache_root, refresh_cache
+from dsm_assets.cache import MANIFEST, refresh_cache
 from dsm_assets.contenthash import hash_table
 from dsm_assets.errors import CacheError
+from dsm_assets.layout import DATA_PATH, cache_root
 from dsm_assets.preflight import preflight
-from dsm_assets.publishing import DATA_PATH
 
 from .caching import cache_latest, edit_chords, publish_and_verify
 

@@ -8,7 +8,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from dsm_assets.defs.factory import MATERIALIZE_JOB, OBSERVE_JOB, build_definitions
-from dsm_assets.publishing import DATA_PATH
+from dsm_assets.layout import DATA_PATH
 from dsm_assets.remotes.local import LocalRemote
 
 from .caching import edit_chords

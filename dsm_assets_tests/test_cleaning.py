@@ -7,8 +7,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dsm_assets.cleaning import _key_hashes, _SeenKeys, clean_dataset, clean_dir
+from dsm_assets.cleaning import _key_hashes, _SeenKeys, clean_dataset
 from dsm_assets.contenthash import hash_table
+from dsm_assets.layout import clean_dir
 
 from .conftest import csv_entry, spec_from, write_raw
 

@@ -30,14 +30,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from dsm_assets import atomic
-from dsm_assets.cache import cache_root, refresh_cache, verify_folder, version_dir
+from dsm_assets.cache import refresh_cache, verify_folder
+from dsm_assets.cleaning import CleanResult
 from dsm_assets.contenthash import hash_table
 from dsm_assets.defs.shards import evaluate
+from dsm_assets.layout import DATA_PATH, cache_root, cache_version_dir, shards_dir
 from dsm_assets.preflight import preflight
-from dsm_assets.publishing import DATA_PATH, CleanedRef, publish_cleaned, record_verified
+from dsm_assets.publishing import publish_cleaned
 from dsm_assets.registry import DatasetSpec, load_registry
 from dsm_assets.remotes.base import Remote
-from dsm_assets.shards import MANIFEST, shards_dir, write_shards
+from dsm_assets.shards import MANIFEST, write_shards
+from dsm_assets.state import record_verified
 from dsm_assets.versioning import latest_tag
 
 from . import fault_ops
@@ -145,7 +148,7 @@ def remote_desc(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> tu
              "cache_dir": str(tmp_path / "hf-cache")}, {})
 
 
-def check_publish(remote: Remote, before: dict[str, str], published: dict[str, str], ref: CleanedRef) -> str:
+def check_publish(remote: Remote, before: dict[str, str], published: dict[str, str], ref: CleanResult) -> str:
     """Old or new, never in between: no tag moved, at most one added, and every latest pins its content."""
     after = remote.tags()
     assert {t: after.get(t) for t in before} == before, f"a tag moved: {before} → {after}"
@@ -167,7 +170,7 @@ def test_publish_killed_anywhere_leaves_old_or_new_and_the_next_run_completes(ki
     remote = fault_ops.build_remote(desc)
     data_dir = tmp_path / "data"
 
-    def publish_args(ref: CleanedRef) -> dict[str, Any]:
+    def publish_args(ref: CleanResult) -> dict[str, Any]:
         return {"registry": str(registry), "dataset": "matrix", "remote": desc, "env": env, "data_dir": str(data_dir),
                 "parquet": str(ref.path), "content_hash": ref.content_hash, "rows": ref.rows, "schema": ref.schema}
 
@@ -225,7 +228,7 @@ def temps(folder: Path) -> list[str]:
 def test_cache_refresh_killed_anywhere_leaves_old_or_new_and_preflight_agrees(killer, tmp_path):
     registry, spec, data_dir, desc, remote, versions = two_versions(tmp_path, rows=2 * ROWS)
     root = cache_root(spec, data_dir)
-    dirs = [version_dir(spec, data_dir, *v) for v in versions]
+    dirs = [cache_version_dir(spec, data_dir, *v) for v in versions]
 
     def refresh_args(i: int) -> dict[str, Any]:
         tag, commit = versions[i]

@@ -47,8 +47,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from dsm_assets.atomic import TEMP_PREFIX
-from dsm_assets.cleaning import CleanResult, clean_dataset, clean_dir
+from dsm_assets.cleaning import CleanResult, clean_dataset
 from dsm_assets.errors import DsmError, RegistryError
+from dsm_assets.layout import clean_dir
 from dsm_assets.registry import NAME_RE, REPO_RE, DatasetSpec, Registry, display_path, load_registry
 from dsm_assets.sources import UTF8_BOM
 

@@ -12,7 +12,8 @@ import pytest
 
 from dsm_assets.contenthash import hash_table
 from dsm_assets.errors import RemoteError
-from dsm_assets.publishing import DATA_PATH, INFO_PATH, publish_cleaned
+from dsm_assets.layout import DATA_PATH, INFO_PATH
+from dsm_assets.publishing import publish_cleaned
 
 from .conftest import csv_entry, spec_from
 from .servers import HUB_TOKEN, cleaned_file, table_of, unique
@@ -98,7 +99,6 @@ def test_300_shards_publish_in_commits_of_100_under_one_tag_and_read_back(hub_se
 
     from dsm_assets.cache import refresh_cache
     from dsm_assets.cleaning import clean_dataset
-    from dsm_assets.publishing import CleanedRef
     from dsm_assets.remotes import RemoteSettings, open_remote
     from dsm_assets.shards import publish_shards, write_shards
 
@@ -113,7 +113,7 @@ def test_300_shards_publish_in_commits_of_100_under_one_tag_and_read_back(hub_se
     settings = RemoteSettings(hf_endpoint=hub.url, hf_token=HUB_TOKEN, backoff_seconds=0.01, max_tries=3)
     remote = open_remote(spec, data_dir=data, settings=settings)
     cleaned = clean_dataset(spec, data)
-    out = publish_cleaned(spec, remote, CleanedRef(cleaned.path, cleaned.version, cleaned.rows_out, cleaned.schema),
+    out = publish_cleaned(spec, remote, cleaned,
                           data_dir=data)
     cached = refresh_cache(spec, remote, tag=out.tag, commit=out.commit, data_dir=data)
     sharded = write_shards(spec, cached.path, tmp_path / "outputs")

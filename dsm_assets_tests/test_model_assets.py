@@ -7,8 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from dsm_assets.cache import cache_root
 from dsm_assets.defs.factory import MATERIALIZE_JOB, OBSERVE_JOB, build_definitions
+from dsm_assets.layout import cache_root
 from dsm_assets.lineage import model_versions, read_lineage
 
 MODEL = dg.AssetKey(["models", "sentiment"])

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dsm_assets.cache import cache_root
 from dsm_assets.cli import main
+from dsm_assets.layout import DATA_PATH, cache_root
 from dsm_assets.preflight import offline_probe, preflight
-from dsm_assets.publishing import DATA_PATH
 from dsm_assets.registry import DEFAULT_REGISTRY
 
 from .caching import cache_latest, edit_chords, publish_and_verify
@@ -126,9 +125,9 @@ def test_offline_probe_loads_with_no_network(cached, data_dir, shipped):
 def test_a_corrupt_verified_record_is_never_ready_and_never_a_traceback(cached, data_dir, shipped, capsys, garbage):
     from dsm_assets import load
     from dsm_assets.errors import CacheError
-    from dsm_assets.publishing import verified_path
+    from dsm_assets.layout import verified_record
 
-    record = verified_path(data_dir, "chords")
+    record = verified_record(data_dir, "chords")
     record.write_bytes(garbage)
     state = preflight(shipped.get("chords"), data_dir)
     assert state.status == "corrupt" and str(record) in state.reason and "round_trip" in state.reason

@@ -8,7 +8,7 @@ import pytest
 
 from dsm_assets.defs.factory import MATERIALIZE_JOB, OBSERVE_JOB, build_definitions
 from dsm_assets.defs.resources import DsmRemotes
-from dsm_assets.publishing import DATA_PATH
+from dsm_assets.layout import DATA_PATH
 from dsm_assets.registry import load_registry
 from dsm_assets.remotes.local import LocalRemote
 
@@ -120,7 +120,7 @@ def test_a_killed_publish_leaves_no_staging_copy_that_the_next_publish_does_not_
     import socket
     import subprocess
 
-    from dsm_assets.publishing import staging_dir
+    from dsm_assets.layout import staging_dir
 
     from .caching import publish_and_verify
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dsm_assets.errors import RemoteAuthError, RemoteError, RemoteNotFoundError
-from dsm_assets.publishing import DATA_PATH
+from dsm_assets.layout import DATA_PATH
 from dsm_assets.remotes.hub import HubRemote
 
 from .killing import publish_and_die

@@ -7,7 +7,7 @@ import pytest
 
 from dsm_assets.contenthash import hash_table
 from dsm_assets.errors import ConcurrentPublishError, RemoteError
-from dsm_assets.publishing import DATA_PATH
+from dsm_assets.layout import DATA_PATH
 from dsm_assets.remotes.local import LocalRemote
 
 from .killing import publish_and_die

@@ -5,7 +5,7 @@ import pytest
 
 from dsm_assets.contenthash import hash_table
 from dsm_assets.errors import RemoteAuthError, RemoteError, RemoteNotFoundError
-from dsm_assets.publishing import DATA_PATH
+from dsm_assets.layout import DATA_PATH
 from dsm_assets.remotes.s3 import S3Remote
 
 from .killing import publish_and_die

@@ -10,7 +10,8 @@ import pytest
 
 from dsm_assets.contenthash import hash_table
 from dsm_assets.errors import ConcurrentPublishError, RemoteNotFoundError
-from dsm_assets.publishing import DATA_PATH, INFO_PATH, publish_cleaned
+from dsm_assets.layout import DATA_PATH, INFO_PATH
+from dsm_assets.publishing import publish_cleaned
 
 from .conftest import csv_entry, spec_from
 from .servers import cleaned_file, make_remote, table_of

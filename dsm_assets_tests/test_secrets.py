@@ -57,7 +57,7 @@ def test_a_password_in_an_endpoint_url_is_never_printed(tmp_path):
     import pytest
 
     from dsm_assets.errors import RemoteError
-    from dsm_assets.publishing import DATA_PATH
+    from dsm_assets.layout import DATA_PATH
     from dsm_assets.remotes.base import redact_url
     from dsm_assets.remotes.hub import HubRemote
     from dsm_assets.remotes.s3 import S3Remote

@@ -58,9 +58,9 @@ def test_same_data_gives_identical_shards_and_manifest(shapes, tmp_path):
 
 
 def _cache_folder(spec, manifest, tmp_path):
-    from dsm_assets.cache import version_dir
+    from dsm_assets.layout import cache_version_dir
 
-    return version_dir(spec, tmp_path / "data", manifest["version"], manifest["commit"])
+    return cache_version_dir(spec, tmp_path / "data", manifest["version"], manifest["commit"])
 
 
 def test_unchanged_shards_are_reused(shapes, tmp_path):
@@ -203,7 +203,8 @@ def test_fast_headers_are_byte_identical_to_tarfiles():
 def test_shards_published_next_to_the_parquet(kind, shipped, data_dir, tmp_path, request):
     from dsm_assets.cache import refresh_cache
     from dsm_assets.cleaning import clean_dataset
-    from dsm_assets.publishing import DATA_PATH, CleanedRef, publish_cleaned
+    from dsm_assets.layout import DATA_PATH
+    from dsm_assets.publishing import publish_cleaned
     from dsm_assets.shards import ShardsPublished, publish_shards
     from dsm_assets.versioning import latest_tag
 
@@ -212,7 +213,7 @@ def test_shards_published_next_to_the_parquet(kind, shipped, data_dir, tmp_path,
     spec = shipped.get("shapes")
     remote = make_remote(kind, tmp_path, request)
     cleaned = clean_dataset(spec, data_dir)
-    out = publish_cleaned(spec, remote, CleanedRef(cleaned.path, cleaned.version, cleaned.rows_out, cleaned.schema),
+    out = publish_cleaned(spec, remote, cleaned,
                           data_dir=data_dir)
     cached = refresh_cache(spec, remote, tag=out.tag, commit=out.commit, data_dir=data_dir)
     sharded = write_shards(spec, cached.path, tmp_path / "outputs")

@@ -9,8 +9,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dsm_assets.cleaning import clean_dataset, clean_dir
+from dsm_assets.cleaning import clean_dataset
 from dsm_assets.errors import PathEscapeError, SourceError
+from dsm_assets.layout import clean_dir
 
 from .conftest import csv_entry, spec_from, write_raw
 

@@ -4,8 +4,9 @@ import json
 
 import joblib
 
+from dsm_assets.layout import models_dir
 from dsm_assets.shards import write_shards
-from dsm_assets.training import LINEAGE, models_dir, train_model
+from dsm_assets.training import LINEAGE, train_model
 
 from .caching import cache_latest, publish_and_verify
 

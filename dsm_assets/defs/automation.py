@@ -3,7 +3,7 @@
 Dagster's `eager()` is edge-triggered: it reacts to "a parent updated since the last tick", so a version
 published while the sensor was off is never noticed. Our condition instead compares what an asset holds
 with what its parent offers now: each hop records, in its own metadata, the data version of the parent
-it was built from (cache: `commit`, shards: `commit`, model: `shards_manifest_hash`). When that differs
+it was built from (`handoff.CACHE_HOLDS`, `SHARDS_HOLD`, `MODEL_HOLDS`). When that differs
 from the parent's current data version, or the asset was never built, the asset is behind. It is
 requested once per parent version: a run planned for the asset after that version landed (and after its
 blocking checks last ran) counts as handled, whether it succeeded or not, so a failing step is not
@@ -14,14 +14,13 @@ by default, so `dagster dev` and `dagster-daemon` evaluate it without anyone swi
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import dagster as dg
 
-# Custom conditions need the sensor evaluated in the code server, a parameter Dagster marks beta.
-warnings.filterwarnings("ignore", message=".*use_user_code_server.*", category=dg.BetaWarning)
+from dsm_assets.defs.handoff import held
+from dsm_assets.defs.presentation import beta_quietly
 
 # The tag Dagster stores a materialization's data version under.
 DATA_VERSION_TAG = "dagster/data_version"
@@ -34,7 +33,7 @@ INTERVAL_SECONDS = 15
 class BehindParent(dg.AutomationCondition):
     """True when the asset does not hold its parent's current data version and was not yet tried for it."""
 
-    consumed: str  # this asset's metadata key holding the parent data version it was built from
+    holds: str  # this asset's metadata key holding the parent data version it was built from
 
     @property
     def name(self) -> str:
@@ -42,7 +41,7 @@ class BehindParent(dg.AutomationCondition):
 
     @property
     def description(self) -> str:
-        return (f"metadata '{self.consumed}' differs from the parent's data version (or never materialised), "
+        return (f"metadata '{self.holds}' differs from the parent's data version (or never materialised), "
                 "and no run for this asset was planned since that version landed")
 
     @property
@@ -52,7 +51,7 @@ class BehindParent(dg.AutomationCondition):
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         instance = context.asset_graph_view.instance
         graph = context.asset_graph
-        reasons = [behind_reason(instance, context.key, parent, self.consumed, graph.get(parent).check_keys)
+        reasons = [behind_reason(instance, context.key, parent, self.holds, graph.get(parent).check_keys)
                    for parent in graph.get(context.key).parent_keys]
         for reason in filter(None, reasons):
             context.log.info(f"behind: {reason}")
@@ -60,20 +59,19 @@ class BehindParent(dg.AutomationCondition):
         return dg.AutomationResult(context=context, true_subset=subset)
 
 
-def behind_reason(instance: dg.DagsterInstance, key: dg.AssetKey, parent: dg.AssetKey, consumed: str,
+def behind_reason(instance: dg.DagsterInstance, key: dg.AssetKey, parent: dg.AssetKey, holds: str,
                   parent_checks: Iterable[dg.AssetCheckKey] = ()) -> str | None:
     """Why `key` should be rebuilt from `parent`'s current version, or None when it holds it or was tried."""
     record = instance.get_latest_data_version_record(parent)
     if record is None or record.asset_materialization is None:
         return None  # nothing to build from yet
     offered = record.asset_materialization.tags.get(DATA_VERSION_TAG)
-    own = instance.get_latest_materialization_event(key)
-    held = own.asset_materialization.metadata.get(consumed) if own and own.asset_materialization else None
-    if held is not None and held.value == offered:
+    version = held(instance, key, holds)
+    if version is not None and version == offered:
         return None
     if _tried_since(instance, key, landed=max(record.timestamp, _latest_check_time(instance, parent_checks))):
         return None
-    held_text = "nothing" if held is None else str(held.value)[:12]
+    held_text = "nothing" if version is None else version[:12]
     return f"{key.to_user_string()} holds {held_text}, {parent.to_user_string()} offers {(offered or '?')[:12]}"
 
 
@@ -92,11 +90,11 @@ def _tried_since(instance: dg.DagsterInstance, key: dg.AssetKey, *, landed: floa
     return run is not None and run.create_timestamp.timestamp() >= landed
 
 
-def refresh_condition(consumed: str) -> dg.AutomationCondition:
+def refresh_condition(holds: str) -> dg.AutomationCondition:
     """Request the asset when it is behind its parent (or the parent is requested on the same tick), once
     nothing upstream is running or missing and every blocking check of the parent passed."""
     return (
-        (BehindParent(consumed=consumed) | dg.AutomationCondition.any_deps_match(
+        (BehindParent(holds=holds) | dg.AutomationCondition.any_deps_match(
             dg.AutomationCondition.will_be_requested()).with_label("parent requested on this tick"))
         & ~dg.AutomationCondition.in_progress()
         & ~dg.AutomationCondition.any_deps_in_progress()
@@ -106,6 +104,12 @@ def refresh_condition(consumed: str) -> dg.AutomationCondition:
 
 
 def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    # custom conditions need the sensor evaluated in the code server, a parameter Dagster marks beta
+    with beta_quietly("use_user_code_server"):
+        return _automation_sensor()
+
+
+def _automation_sensor() -> dg.AutomationConditionSensorDefinition:
     return dg.AutomationConditionSensorDefinition(
         SENSOR, target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
         use_user_code_server=True, minimum_interval_seconds=INTERVAL_SECONDS,

@@ -8,19 +8,16 @@ once that version's blocking round_trip check has passed."""
 import dagster as dg
 
 from dsm_assets import cache, preflight
+from dsm_assets.defs import handoff
 from dsm_assets.defs.automation import refresh_condition
 from dsm_assets.defs.failures import as_failure
-from dsm_assets.defs.presentation import asset_step, check_step, labels, size
-from dsm_assets.defs.published import published_key
+from dsm_assets.defs.keys import cache_key, published_key
+from dsm_assets.defs.presentation import asset_step, check_step, owners_and_tags
 from dsm_assets.defs.resources import DsmPaths, DsmRemotes
-from dsm_assets.publishing import read_verified
 from dsm_assets.registry import DatasetSpec, Registry
 
 CODE_VERSION = "cache-1"
 SCHEDULE = "cache_refresh"
-
-def cache_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "cache"])
 
 
 def build_cache_asset(*, spec: DatasetSpec, keep: int) -> dg.AssetsDefinition:
@@ -29,35 +26,20 @@ def build_cache_asset(*, spec: DatasetSpec, keep: int) -> dg.AssetsDefinition:
     @asset_step(
         f"cache_{spec.name}",
         key=cache_key(spec), deps=[published_key(spec)], group_name=spec.name, code_version=CODE_VERSION,
-        **labels(spec),
-        kinds={"parquet"}, automation_condition=refresh_condition(consumed="commit"),
+        **owners_and_tags(spec), kinds={"parquet"},
+        automation_condition=refresh_condition(holds=handoff.CACHE_HOLDS),
         description=f"Offline cache of {spec.name} ({spec.use}): {target}, pinned to its commit, in "
                     f"{spec.cache_dir} under the data dir; keeps {keep} versions. Check: preflight (blocking).",
     )
     def _cache(context: dg.AssetExecutionContext, dsm_paths: DsmPaths, dsm_remotes: DsmRemotes) -> dg.MaterializeResult:
         with as_failure():
             remote = dsm_remotes.open(spec, dsm_paths.data)
-            tag, commit = _wanted(spec, dsm_paths, remote)
-            result = cache.refresh_cache(spec, remote, tag=tag, commit=commit, data_dir=dsm_paths.data, keep=keep)
+            result = cache.refresh_wanted(spec, remote, data_dir=dsm_paths.data, keep=keep)
         context.log.info(f"{spec.name}: cache {'refreshed to' if result.refreshed else 'already holds'} "
                          f"{result.tag} ({result.commit[:12]}) at {result.path}")
-        return dg.MaterializeResult(data_version=dg.DataVersion(result.commit), metadata={
-            "version": result.tag, "commit": result.commit, "path": dg.MetadataValue.path(str(result.path)),
-            "files": len(result.files), "size": size(result.bytes), "dagster/row_count": result.rows,
-            "refreshed": result.refreshed, "pruned": ", ".join(result.pruned) or "none",
-        })
+        return dg.MaterializeResult(data_version=dg.DataVersion(result.commit), metadata=handoff.cache_metadata(result))
 
     return _cache
-
-
-def _wanted(spec: DatasetSpec, dsm_paths: DsmPaths, remote) -> tuple[str, str]:
-    if spec.pin:
-        return spec.pin, remote.resolve(spec.pin)
-    verified = read_verified(dsm_paths.data, spec.name)
-    if verified is None:
-        raise dg.Failure(f"{spec.name} has no verified version yet: materialise {spec.name}/published and let its "
-                         "round_trip check pass first")
-    return verified["tag"], verified["commit"]
 
 
 def build_preflight_check(*, spec: DatasetSpec, registry: Registry) -> dg.AssetChecksDefinition:

@@ -9,9 +9,10 @@ from dsm_assets.defs.automation import build_automation_sensor
 from dsm_assets.defs.cache import build_cache_asset, build_cache_schedule, build_preflight_check
 from dsm_assets.defs.cleaned import build_cleaned_asset, build_cleaned_checks
 from dsm_assets.defs.executor import executor_from_env
+from dsm_assets.defs.keys import raw_key
 from dsm_assets.defs.model import build_model_asset, build_model_check
 from dsm_assets.defs.published import build_published_asset, build_round_trip_check
-from dsm_assets.defs.raw import build_raw_asset, build_raw_watch_sensor, raw_key
+from dsm_assets.defs.raw import build_raw_asset, build_raw_watch_sensor
 from dsm_assets.defs.resources import DsmPaths, DsmRemotes
 from dsm_assets.defs.shards import build_shards_asset, build_shards_checks
 from dsm_assets.registry import DatasetSpec, Registry

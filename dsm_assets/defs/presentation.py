@@ -1,5 +1,8 @@
 """How the assets read in the UI: owners and tags, links that open, sizes with units, tables that fit."""
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -7,7 +10,7 @@ import dagster as dg
 from dsm_assets.registry import DatasetSpec
 
 
-def labels(spec: DatasetSpec) -> dict[str, Any]:
+def owners_and_tags(spec: DatasetSpec) -> dict[str, Any]:
     """Keyword arguments for an asset or AssetSpec: the registry owner, and tags to filter the catalog by."""
     return {
         "owners": [spec.owner] if spec.owner else None,
@@ -55,3 +58,11 @@ def asset_step(step: str, **spec: Any):
 def check_step(step: str, *specs: dg.AssetCheckSpec):
     """@asset_check / @multi_asset_check with its op named for what it does, e.g. check_text_reviews_cleaned."""
     return dg.multi_asset_check(name=step, specs=list(specs), can_subset=len(specs) > 1)
+
+
+@contextlib.contextmanager
+def beta_quietly(feature: str) -> Iterator[None]:
+    """Hide Dagster's beta notice for `feature` while one definition is built (never process-wide)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=f".*{feature}.*", category=dg.BetaWarning)
+        yield

@@ -2,51 +2,42 @@
 raw_files sensor that observes it whenever the files change, so nobody has to press Observe."""
 
 import json
-import warnings
 from pathlib import Path
 
 import dagster as dg
 
 from dsm_assets import fingerprint
-from dsm_assets.cleaning import statcache_path
 from dsm_assets.defs.automation import DATA_VERSION_TAG
 from dsm_assets.defs.failures import as_failure
-from dsm_assets.defs.presentation import labels, size
+from dsm_assets.defs.keys import raw_key
+from dsm_assets.defs.presentation import beta_quietly, owners_and_tags, size
 from dsm_assets.defs.resources import DsmPaths
 from dsm_assets.errors import DsmError
+from dsm_assets.layout import statcache_path
 from dsm_assets.registry import DatasetSpec, Registry
 from dsm_assets.sources import resolve_files
-
-# The decorator is beta but the only way to give an observable source a code_version; hide its nag.
-warnings.filterwarnings("ignore", message=".*multi_observable_source_asset.*", category=dg.BetaWarning)
 
 CODE_VERSION = "raw-1"
 WATCH_SENSOR = "raw_files"
 WATCH_SECONDS = 30
 
 
-def raw_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "raw"])
-
-
 def build_raw_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
     key = raw_key(spec)
 
-    @dg.multi_observable_source_asset(
-        name=f"observe_{spec.name}",
-        specs=[dg.AssetSpec(
-            key, group_name=spec.name, code_version=CODE_VERSION, kinds={spec.source.format}, **labels(spec),
-            description=f"Raw files {spec.source.path} (under the data dir) for: {spec.use}",
-            metadata={"source": spec.source.path, "format": spec.source.format},
-        )],
-    )
     def _observe(context: dg.AssetExecutionContext, dsm_paths: DsmPaths):
         with as_failure():
             fp = _fingerprint(spec, dsm_paths.data)
         context.log.info(f"{spec.name}: {fp.files} file(s), {fp.bytes} bytes, re-read {fp.rehashed}")
         yield dg.ObserveResult(asset_key=key, data_version=dg.DataVersion(fp.digest), metadata=_metadata(fp))
 
-    return _observe
+    spec_ = dg.AssetSpec(key, group_name=spec.name, code_version=CODE_VERSION, kinds={spec.source.format},
+                         **owners_and_tags(spec), description=f"Raw files {spec.source.path} (under the data dir) "
+                                                              f"for: {spec.use}",
+                         metadata={"source": spec.source.path, "format": spec.source.format})
+    # the decorator is beta but the only way to give an observable source a code_version
+    with beta_quietly("multi_observable_source_asset"):
+        return dg.multi_observable_source_asset(name=f"observe_{spec.name}", specs=[spec_])(_observe)
 
 
 def _fingerprint(spec: DatasetSpec, data_dir: Path) -> fingerprint.Fingerprint:

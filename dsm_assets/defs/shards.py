@@ -10,41 +10,39 @@ from pathlib import Path
 import dagster as dg
 
 from dsm_assets import shards
-from dsm_assets.cache import read_manifest, version_dir
+from dsm_assets.cache import read_manifest
+from dsm_assets.defs import handoff
 from dsm_assets.defs.automation import refresh_condition
-from dsm_assets.defs.cache import cache_key
 from dsm_assets.defs.failures import as_failure
-from dsm_assets.defs.presentation import asset_step, check_step, labels, size
+from dsm_assets.defs.keys import cache_key, shards_key
+from dsm_assets.defs.presentation import asset_step, check_step, owners_and_tags
 from dsm_assets.defs.resources import DsmPaths, DsmRemotes
+from dsm_assets.layout import cache_version_dir
 from dsm_assets.registry import DatasetSpec
 
 CODE_VERSION = "shards-1"
 
 
-def shards_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "shards"])
-
-
 def build_shards_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
     @asset_step(
         f"shard_{spec.name}",
-        key=shards_key(spec), deps=[cache_key(spec)], group_name=spec.name, code_version=CODE_VERSION, **labels(spec),
-        kinds={"webdataset"}, automation_condition=refresh_condition(consumed="commit"),
+        key=shards_key(spec), deps=[cache_key(spec)], group_name=spec.name, code_version=CODE_VERSION,
+        **owners_and_tags(spec), kinds={"webdataset"},
+        automation_condition=refresh_condition(holds=handoff.SHARDS_HOLD),
         description=f"WebDataset tar shards of the cached {spec.name} ({spec.use}): {spec.shards.count} shard(s) "
                     "and a manifest.json (shards, bytes, samples, hashes, source version and commit).",
     )
     def _shards(context: dg.AssetExecutionContext, dsm_paths: DsmPaths,
                 dsm_remotes: DsmRemotes) -> dg.MaterializeResult:
-        event = context.instance.get_latest_materialization_event(cache_key(spec))
-        if event is None:
+        cached = handoff.read_cache(context.instance, spec)
+        if cached is None:
             raise dg.Failure(f"{spec.name}/cache was never materialised; materialise it first")
-        cache_folder = Path(event.asset_materialization.metadata["path"].value)
         published = None
         with as_failure():
-            result = shards.write_shards(spec, cache_folder, dsm_paths.outputs)
+            result = shards.write_shards(spec, cached.folder, dsm_paths.outputs)
             if spec.shards.publish:
                 remote = dsm_remotes.open(spec, dsm_paths.data)
-                published = shards.publish_shards(remote, result.folder, result.manifest, cache_folder)
+                published = shards.publish_shards(remote, result.folder, result.manifest, cached.folder)
         m = result.manifest
         if result.repaired:
             context.log.warning(f"{spec.name}: shards not reused, rewritten: {result.repaired}")
@@ -53,13 +51,8 @@ def build_shards_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
                                 f"{', '.join(published.repaired)} from the local shards")
         context.log.info(f"{spec.name}: {'wrote' if result.written else 'reused'} {len(m['shards'])} shard(s), "
                          f"{m['total_samples']} samples, in {result.folder}")
-        return dg.MaterializeResult(data_version=dg.DataVersion(result.manifest_hash), metadata={
-            "version": m["version"], "commit": m["commit"], "shards": len(m["shards"]),
-            "dagster/row_count": m["total_samples"], "size": size(sum(s["bytes"] for s in m["shards"])),
-            "manifest": dg.MetadataValue.path(str(result.folder / shards.MANIFEST)),
-            "manifest_hash": result.manifest_hash, "written": result.written, "fields": ", ".join(m["fields"]),
-            "published": _published_text(published),
-        })
+        return dg.MaterializeResult(data_version=dg.DataVersion(result.manifest_hash),
+                                    metadata=handoff.shards_metadata(result, _published_text(published)))
 
     return _shards
 
@@ -91,14 +84,13 @@ def build_shards_checks(*, spec: DatasetSpec) -> dg.AssetChecksDefinition:
     @check_step(f"check_{spec.name}_shards", *specs)
     def _checks(context: dg.AssetCheckExecutionContext, dsm_paths: DsmPaths):
         selected = {k.name for k in context.selected_asset_check_keys}
-        event = context.instance.get_latest_materialization_event(key)
-        if event is None:
+        sharded = handoff.read_shards(context.instance, spec)
+        if sharded is None:
             for name in selected:
                 yield dg.AssetCheckResult(check_name=name, asset_key=key, passed=False,
                                           description="no shards recorded; materialise the asset first")
             return
-        folder = Path(event.asset_materialization.metadata["manifest"].value).parent
-        outcomes = evaluate(spec, folder, dsm_paths.data)
+        outcomes = evaluate(spec, sharded.folder, dsm_paths.data)
         for name in CHECKS:
             if name in selected:
                 passed, text = outcomes[name]
@@ -138,6 +130,6 @@ def evaluate(spec: DatasetSpec, folder: Path, data_dir: Path) -> dict[str, tuple
 def _source_rows(spec: DatasetSpec, data_dir: Path, manifest: dict) -> int | None:
     """Rows of the cached version these shards were cut from, from that version's cache manifest."""
     try:
-        return read_manifest(version_dir(spec, data_dir, manifest["version"], manifest["commit"]))["rows"]
+        return read_manifest(cache_version_dir(spec, data_dir, manifest["version"], manifest["commit"]))["rows"]
     except (OSError, ValueError, KeyError):
         return None

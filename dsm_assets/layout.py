@@ -1,0 +1,90 @@
+"""Where everything lands on disk, in one place (README: "Where data lands"). Every folder we write is
+built here through `paths.under`/`paths.inside`, so none can lead out of the data or outputs dir.
+
+    <data>/clean/<dataset>/<content-hash>.parquet (+ .json)   cleaned data and its stats
+    <data>/.dsm/statcache/<dataset>.json                       raw fingerprint's stat cache
+    <data>/.dsm/published/<dataset>.json                       latest published version (dsm registry)
+    <data>/.dsm/verified/<dataset>.json                        latest version whose round_trip passed
+    <data>/.dsm/staging/                                       a publish's staged files
+    <data>/<cache_dir>/versions/<tag>-<commit12>/              an offline cached version
+    <data>/<cache_dir>/current -> versions/…                   the version loaders read
+    <outputs>/shards/<dataset>/<tag>-<commit12>/               WebDataset shards + manifest.json
+    <outputs>/models/<model>/<version>/ (latest -> …)          a trained model + lineage.json
+
+A published version (on every remote) holds DATA_PATH, CARD_PATH and INFO_PATH."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dsm_assets.paths import inside, under
+
+if TYPE_CHECKING:
+    from dsm_assets.registry import DatasetSpec
+
+# A published version's files, as `datasets` finds them (the card's `configs` point at the data).
+DATA_PATH = "data/train-00000-of-00001.parquet"
+DATA_GLOB = "data/train-*.parquet"
+CARD_PATH = "README.md"
+INFO_PATH = "dsm.json"
+
+CACHE_VERSIONS = "versions"
+CURRENT = "current"
+LATEST = "latest"
+
+
+def folder_name(tag: str, commit: str) -> str:
+    """How a cached or sharded version's folder is named: `v1.1-5423ce4be26d`."""
+    return f"{tag}-{commit[:12]}"
+
+
+def clean_dir(data_dir: Path, name: str) -> Path:
+    return under(data_dir, "clean", name)
+
+
+def statcache_path(data_dir: Path, name: str) -> Path:
+    return under(data_dir, ".dsm", "statcache", f"{name}.json")
+
+
+def published_record(data_dir: Path, name: str) -> Path:
+    return under(data_dir, ".dsm", "published", f"{name}.json")
+
+
+def verified_record(data_dir: Path, name: str) -> Path:
+    return under(data_dir, ".dsm", "verified", f"{name}.json")
+
+
+def staging_dir(data_dir: Path) -> Path:
+    """Where a publish stages its files (the data dir's disk, never $TMPDIR)."""
+    return under(data_dir, ".dsm", "staging")
+
+
+def cache_root(spec: DatasetSpec, data_dir: Path) -> Path:
+    return inside(data_dir, spec.cache_dir, what=f"{spec.where}.cache_dir")
+
+
+def cache_versions(spec: DatasetSpec, data_dir: Path) -> Path:
+    return cache_root(spec, data_dir) / CACHE_VERSIONS
+
+
+def cache_version_dir(spec: DatasetSpec, data_dir: Path, tag: str, commit: str) -> Path:
+    return cache_version_dir_in(cache_root(spec, data_dir), tag, commit)
+
+
+def cache_version_dir_in(root: Path, tag: str, commit: str) -> Path:
+    """A version's folder in the cache folder `root` (for readers handed the cache folder itself)."""
+    return root / CACHE_VERSIONS / folder_name(tag, commit)
+
+
+def cache_current(spec: DatasetSpec, data_dir: Path) -> Path:
+    """The `current` link (not resolved): absent until the first refresh."""
+    return cache_root(spec, data_dir) / CURRENT
+
+
+def shards_dir(outputs_dir: Path, spec: DatasetSpec, tag: str, commit: str) -> Path:
+    return under(outputs_dir, "shards", spec.name, folder_name(tag, commit))
+
+
+def models_dir(outputs_dir: Path, name: str) -> Path:
+    return under(outputs_dir, "models", name)
