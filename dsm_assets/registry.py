@@ -65,7 +65,9 @@ class Cleaning:
 
 
 @dataclass(frozen=True)
-class Remote:
+class RemoteConfig:
+    """A dataset's `remote:` entry: where its versions are published (`remotes.open_remote` opens it)."""
+
     kind: str  # local | hub | s3
     repo: str  # namespace/name: the local remote's directory, the Hub repo id (unused by s3: keys use the name)
     private: bool = True  # hub: create the repo private
@@ -103,7 +105,7 @@ class DatasetSpec:
     source: Source
     schema: dict[str, str]
     cleaning: Cleaning
-    remote: Remote
+    remote: RemoteConfig
     cache_dir: str
     shards: Shards
     pin: str | None = None  # cache this version tag instead of the latest verified one
@@ -513,7 +515,7 @@ class _Checker:
             labels=labels, layers=layers, invalid_utf8=policy,
         )
 
-    def remote(self, value: Any, key: str, name: Any) -> Remote:
+    def remote(self, value: Any, key: str, name: Any) -> RemoteConfig:
         only = {"private": "hub", "create": "hub", "transfer": "hub", "bucket": "s3", "prefix": "s3"}
         d = self.mapping(value, key, ("kind", "repo", *only))
         kind = d.get("kind", "local")
@@ -538,7 +540,7 @@ class _Checker:
         transfer = d.get("transfer", "xet")
         if transfer not in TRANSFERS:
             self.fail(f"{key}.transfer", f"expected one of {', '.join(TRANSFERS)}, got {transfer!r}")
-        return Remote(kind=kind, repo=repo, private=d.get("private", True), create=d.get("create", True),
+        return RemoteConfig(kind=kind, repo=repo, private=d.get("private", True), create=d.get("create", True),
                       bucket=bucket, prefix=str(prefix).strip("/"), transfer=str(transfer))
 
     def shards(self, value: Any, key: str) -> Shards:
