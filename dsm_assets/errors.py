@@ -61,6 +61,10 @@ class StateError(DsmError, ValueError):
     """One of our own state files (a verified record, a lineage.json, …) is unreadable or malformed."""
 
 
+class LineageError(DsmError, LookupError):
+    """No such model or model version."""
+
+
 class DiskError(DsmError, OSError):
     """A file on the user's disk could not be written or read: full, read-only, no permission, vanished."""
 

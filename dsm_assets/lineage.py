@@ -7,17 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dsm_assets.errors import DsmError, StateError
+from dsm_assets.errors import LineageError, StateError
 from dsm_assets.paths import under
 from dsm_assets.registry import display_path
 from dsm_assets.state import read_state, shape_problem
 from dsm_assets.versioning import folder_name
 
 LINEAGE = "lineage.json"
-
-
-class LineageError(DsmError, LookupError):
-    """No such model or model version."""
 
 
 def models_dir(outputs_dir: Path, name: str) -> Path:

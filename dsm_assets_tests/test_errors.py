@@ -40,3 +40,8 @@ def test_disk_error_keeps_its_errno_and_one_line_message_through_pickling():
     copy = pickle.loads(pickle.dumps(example(errors.DiskError)))
     assert copy.errno == errno.ENOSPC and str(copy).startswith("writing t: /d: No space left")
 
+
+def test_lineage_error_lives_in_errors_and_still_imports_from_lineage():
+    from dsm_assets.lineage import LineageError
+
+    assert LineageError is errors.LineageError and LineageError in CLASSES
