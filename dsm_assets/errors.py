@@ -20,6 +20,10 @@ class RegistryError(DsmError, ValueError):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
 
+    def __reduce__(self) -> tuple:
+        # pickle (Dagster sends errors between processes) rebuilds from the list, not from the joined message
+        return type(self), (self.problems,), self.__dict__
+
 
 class SourceError(DsmError, ValueError):
     """A raw source file is missing, empty or does not match the registry (columns, types, encoding)."""
@@ -55,6 +59,10 @@ class CacheError(DsmError, RuntimeError):
 
 class StateError(DsmError, ValueError):
     """One of our own state files (a verified record, a lineage.json, …) is unreadable or malformed."""
+
+
+class LineageError(DsmError, LookupError):
+    """No such model or model version."""
 
 
 class DiskError(DsmError, OSError):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dsm_assets.cache import MANIFEST as CACHE_MANIFEST
-from dsm_assets.errors import DsmError, StateError
+from dsm_assets.errors import LineageError, StateError
 from dsm_assets.layout import (
     INFO_PATH,
     LATEST,
@@ -23,10 +23,6 @@ from dsm_assets.registry import DatasetSpec, display_path
 from dsm_assets.state import read_state, shape_problem
 
 LINEAGE = "lineage.json"
-
-
-class LineageError(DsmError, LookupError):
-    """No such model or model version."""
 
 
 def model_versions(outputs_dir: Path, name: str) -> list[str]:

@@ -1,7 +1,9 @@
 """The dataset registry: one YAML file listing every dataset, validated as a whole.
 
-Validation reports every problem at once, one line each, as `<file>: <key path>: <problem>`, so a user
-fixes the file in one pass. The environment (`DSM_REGISTRY`) is read when `load_registry` is called."""
+This module holds what a loaded registry is (the spec dataclasses and the limits on their values) and
+`load_registry`; `registry_validation` reads and checks the file, reporting every problem at once, one
+line each, so a user fixes the file in one pass. The environment (`DSM_REGISTRY`) is read when
+`load_registry` is called."""
 
 from __future__ import annotations
 
@@ -9,12 +11,10 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import yaml
-
-from dsm_assets.arrow_types import check_type, parse_type
+from dsm_assets.arrow_types import parse_type
 from dsm_assets.errors import RegistryError
 
 if TYPE_CHECKING:
@@ -65,7 +65,9 @@ class Cleaning:
 
 
 @dataclass(frozen=True)
-class Remote:
+class RemoteConfig:
+    """A dataset's `remote:` entry: where its versions are published (`remotes.open_remote` opens it)."""
+
     kind: str  # local | hub | s3
     repo: str  # namespace/name: the local remote's directory, the Hub repo id (unused by s3: keys use the name)
     private: bool = True  # hub: create the repo private
@@ -103,7 +105,7 @@ class DatasetSpec:
     source: Source
     schema: dict[str, str]
     cleaning: Cleaning
-    remote: Remote
+    remote: RemoteConfig
     cache_dir: str
     shards: Shards
     pin: str | None = None  # cache this version tag instead of the latest verified one
@@ -175,380 +177,7 @@ def display_path(path: Path) -> str:
 
 def load_registry(path: Path | str | None = None) -> Registry:
     """Read and validate the registry at `path` (default: `DSM_REGISTRY`, else the shipped one)."""
-    path = Path(path) if path is not None else registry_path()
-    shown = display_path(path)
-    text = _read_text(path, shown)
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark else _line_col(text, getattr(exc, "position", 0))
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RegistryError([f"{shown}:{line}:{col}: malformed YAML: {problem}"]) from None
-    except RecursionError:
-        line, col = _too_deep(text)
-        raise RegistryError([f"{shown}:{line}:{col}: malformed YAML: nested more than {MAX_DEPTH} levels deep; "
-                             "flatten the file"]) from None
-    if _expanded_size(doc, {}) > MAX_VALUES:  # aliases share one object when loaded; walking them does not
-        line, col = _first_alias(text)
-        raise RegistryError([f"{shown}:{line}:{col}: malformed YAML: aliases (*name) expand to more than "
-                             f"{MAX_VALUES:,} values; write the values out instead of nesting aliases"])
-    return parse_registry(doc, path)
+    # imported here: registry_validation builds this module's dataclasses, so it imports this module
+    from dsm_assets.registry_validation import read_registry
 
-
-def _expanded_size(node: Any, seen: dict[int, int]) -> int:
-    """How many values `node` holds once every alias is expanded; stops counting past MAX_VALUES. Counted
-    once per distinct object (memoised), so a billion-laughs document costs a few thousand steps; a cycle
-    counts as too many."""
-    if id(node) in seen:
-        return seen[id(node)]
-    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-    seen[id(node)] = MAX_VALUES + 1  # while its children are counted: an alias to itself (`&a [*a]`) is endless
-    total = 1
-    for child in children:
-        total += _expanded_size(child, seen)
-        if total > MAX_VALUES:
-            break
-    seen[id(node)] = total
-    return total
-
-
-def _read_text(path: Path, shown: str) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RegistryError([f"{shown}: registry file not found; set DSM_REGISTRY to an existing file"]) from None
-    except OSError as exc:
-        raise RegistryError([f"{shown}: cannot read registry: {exc}"]) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line, col = _line_col(data, exc.start)
-        raise RegistryError([f"{shown}:{line}:{col}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
-                             "save the file as UTF-8"]) from None
-
-
-def _line_col(text: str | bytes, offset: int) -> tuple[int, int]:
-    """1-based line and column of `offset` in `text`."""
-    newline = b"\n" if isinstance(text, bytes) else "\n"
-    return text.count(newline, 0, offset) + 1, offset - (text.rfind(newline, 0, offset) + 1) + 1
-
-
-def _first_alias(text: str) -> tuple[int, int]:
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.AliasEvent):
-            return event.start_mark.line + 1, event.start_mark.column + 1
-    return 1, 1
-
-
-def _too_deep(text: str) -> tuple[int, int]:
-    """Where the YAML first nests deeper than MAX_DEPTH (the parser is not recursive; the composer is)."""
-    depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                return event.start_mark.line + 1, event.start_mark.column + 1
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-    return 1, 1
-
-
-def parse_registry(doc: Any, path: Path) -> Registry:
-    checker = _Checker(display_path(path))
-    datasets = checker.registry(doc)
-    cache = checker.cache_settings(doc.get("cache", {}) if isinstance(doc, dict) else {})
-    models = checker.models(doc.get("models", []) if isinstance(doc, dict) else [], datasets)
-    if checker.problems:
-        raise RegistryError(checker.problems)
-    return Registry(path=path, datasets=tuple(datasets), cache=cache, models=tuple(models))
-
-
-def _key(key: Any) -> str:
-    """A mapping key as a key-path segment: plain text as it is; anything else (empty, padded, line breaks,
-    not a string) as its repr, so each problem stays one line and names the key unambiguously."""
-    return key if isinstance(key, str) and key and key.isprintable() and key.strip() == key else repr(key)
-
-
-class _Checker:
-    """Walks the parsed YAML, collecting every problem with its key path instead of stopping at the first."""
-
-    def __init__(self, shown: str) -> None:
-        self.shown = shown
-        self.problems: list[str] = []
-        self._repos: dict[tuple[str, str], int] = {}  # (remote kind, repo) → first dataset index
-        self._caches: dict[tuple[str, ...], int] = {}  # cache_dir parts → first dataset index
-
-    def fail(self, key: str, message: str) -> None:
-        self.problems.append(f"{self.shown}: {key}: {message}" if key else f"{self.shown}: {message}")
-
-    def mapping(self, value: Any, key: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
-        if not isinstance(value, dict):
-            self.fail(key, f"expected a mapping with keys {', '.join(allowed)}")
-            return {}
-        for k in value:
-            if k not in allowed:
-                self.fail(f"{key}.{_key(k)}" if key else _key(k), f"unknown key; expected one of: {', '.join(allowed)}")
-        for k in required:
-            if k not in value:
-                self.fail(f"{key}.{k}" if key else k, "missing required key")
-        return value
-
-    def string(self, value: Any, key: str) -> str | None:
-        if isinstance(value, str) and value.strip():
-            return value
-        self.fail(key, f"expected a non-empty string, got {value!r}")
-        return None
-
-    def columns(self, value: Any, key: str, schema: dict[str, str]) -> tuple[str, ...]:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(key, "expected a list of column names")
-            return ()
-        for i, col in enumerate(value):
-            if schema and col not in schema:
-                self.fail(f"{key}[{i}]", f"column {col!r} is not in the schema")
-        return tuple(value)
-
-    def rel_path(self, value: Any, key: str) -> str | None:
-        text = self.string(value, key)
-        if text is None:
-            return None
-        pure = PurePosixPath(text)
-        if pure.is_absolute() or ".." in pure.parts:
-            self.fail(key, f"{text!r} would escape the data dir; use a path relative to it without '..'")
-            return None
-        if "\x00" in text:
-            self.fail(key, f"{text!r} contains a NUL character; remove it")
-            return None
-        return text
-
-    def registry(self, doc: Any) -> list[DatasetSpec]:
-        top = self.mapping(doc, "", ("version", "cache", "datasets", "models"), ("datasets",))
-        raw = top.get("datasets")
-        if "datasets" in top and not isinstance(raw, list):
-            self.fail("datasets", "expected a list of datasets")
-            return []
-        specs: list[DatasetSpec] = []
-        first_seen: dict[str, int] = {}
-        for i, entry in enumerate(raw or []):
-            name = entry.get("name") if isinstance(entry, dict) else None
-            if isinstance(name, str) and name in first_seen:
-                first = f"datasets[{first_seen[name]}]"
-                self.fail(f"datasets[{i}].name", f"duplicate dataset name '{name}' (first at {first}); rename one")
-            elif isinstance(name, str):
-                first_seen[name] = i
-            spec = self.dataset(entry, f"datasets[{i}]")
-            if spec is not None:
-                specs.append(spec)
-                if first_seen.get(spec.name) == i:  # a duplicate name already has its one line
-                    self.collisions(spec, i)
-        return specs
-
-    def collisions(self, spec: DatasetSpec, i: int) -> None:
-        """Two datasets must not share a remote repo or a cache folder (nor nest one cache in another): each
-        would publish over, or cache into, the other's."""
-        if spec.remote.kind != "s3":  # s3 keys are <prefix>/<dataset name>: unique by name
-            first = self._repos.setdefault((spec.remote.kind, spec.remote.repo), i)
-            if first != i:
-                self.fail(f"datasets[{i}].remote.repo", f"'{spec.remote.repo}' is also the repo of datasets[{first}]; "
-                                                        "give each dataset its own repo")
-        parts = PurePosixPath(spec.cache_dir).parts
-        for other, j in self._caches.items():
-            if parts[: len(other)] == other or other[: len(parts)] == parts:
-                self.fail(f"datasets[{i}].cache_dir", f"'{spec.cache_dir}' overlaps the cache_dir of datasets[{j}]; "
-                                                      "give each dataset its own folder")
-                break
-        self._caches.setdefault(parts, i)
-
-    def models(self, value: Any, datasets: list[DatasetSpec]) -> list[ModelSpec]:
-        if not isinstance(value, list):
-            self.fail("models", "expected a list of models")
-            return []
-        by_name = {d.name: d for d in datasets}
-        out: list[ModelSpec] = []
-        for i, entry in enumerate(value):
-            key = f"models[{i}]"
-            d = self.mapping(entry, key, ("name", "dataset", "use", "metric", "threshold"), ("name", "dataset", "use"))
-            name, dataset = d.get("name"), d.get("dataset")
-            if "name" in d and not (isinstance(name, str) and NAME_RE.fullmatch(name)):
-                self.fail(f"{key}.name", f"invalid name {name!r}; use lowercase letters, digits and '_' only")
-            elif name in [m.name for m in out]:
-                self.fail(f"{key}.name", f"duplicate model name '{name}'")
-            target = by_name.get(dataset) if isinstance(dataset, str) else None
-            if "dataset" in d and target is None:
-                self.fail(f"{key}.dataset", f"no dataset named {dataset!r} in this registry")
-            elif target is not None and not (target.cleaning.labels and target.schema.get("text") == "string"):
-                self.fail(f"{key}.dataset", f"'{dataset}' needs a string column 'text' and cleaning.labels to train on")
-            if d.get("metric", "accuracy") != "accuracy":
-                self.fail(f"{key}.metric", "only 'accuracy' is supported")
-            threshold = d.get("threshold", 0.8)
-            if not (isinstance(threshold, int | float) and not isinstance(threshold, bool) and 0 <= threshold <= 1):
-                self.fail(f"{key}.threshold", f"expected a number between 0 and 1, got {threshold!r}")
-            use = self.string(d["use"], f"{key}.use") if "use" in d else None
-            if isinstance(name, str) and target is not None and use and not self.problems:
-                out.append(ModelSpec(name=name, dataset=dataset, use=use, threshold=float(threshold)))
-        return out
-
-    def cache_settings(self, value: Any) -> CacheSettings:
-        d = self.mapping(value, "cache", ("refresh_cron", "keep"))
-        cron = d.get("refresh_cron", CacheSettings.refresh_cron)
-        if not (isinstance(cron, str) and CRON_RE.fullmatch(cron)):
-            self.fail("cache.refresh_cron", f"expected a 5-field cron string like '0 4 * * *', got {cron!r}")
-        keep = d.get("keep", CacheSettings.keep)
-        if not (isinstance(keep, int) and not isinstance(keep, bool) and keep >= 1):
-            self.fail("cache.keep", f"expected an integer >= 1, got {keep!r}")
-        return CacheSettings(refresh_cron=cron, keep=keep)
-
-    def dataset(self, entry: Any, key: str) -> DatasetSpec | None:
-        allowed = ("name", "use", "source", "schema", "cleaning", "remote", "cache_dir", "shards", "pin", "owner")
-        before = len(self.problems)
-        d = self.mapping(entry, key, allowed, ("name", "use", "source", "schema"))
-        name = d.get("name")
-        if "name" in d and not (isinstance(name, str) and NAME_RE.fullmatch(name)):
-            self.fail(f"{key}.name", f"invalid name {name!r}; use lowercase letters, digits and '_' only")
-        use = self.string(d["use"], f"{key}.use") if "use" in d else None
-        source = self.source(d.get("source"), f"{key}.source") if "source" in d else None
-        schema = self.schema(d.get("schema"), f"{key}.schema") if "schema" in d else {}
-        column_docs = self.column_docs(d.get("schema"), f"{key}.schema")
-        cleaning = self.cleaning(d.get("cleaning", {}), f"{key}.cleaning", schema)
-        remote = self.remote(d.get("remote", {}), f"{key}.remote", name)
-        cache_dir = self.rel_path(d.get("cache_dir", f"cache/{name}"), f"{key}.cache_dir")
-        shards = self.shards(d.get("shards", {}), f"{key}.shards")
-        pin = d.get("pin")
-        if pin is not None and not (isinstance(pin, str) and PIN_RE.fullmatch(pin)):
-            self.fail(f"{key}.pin", f"expected a version tag like v1.0, got {pin!r}")
-        owner = d.get("owner")
-        if owner is not None and not (isinstance(owner, str) and OWNER_RE.fullmatch(owner)):
-            self.fail(f"{key}.owner", f"expected an email or 'team:<name>', got {owner!r}")
-        if len(self.problems) > before or not d:
-            return None
-        return DatasetSpec(name=name, use=use, source=source, schema=schema, cleaning=cleaning, remote=remote,
-                           cache_dir=cache_dir, shards=shards, pin=pin, owner=owner, column_docs=column_docs,
-                           where=f"{self.shown}: {key}")
-
-    def source(self, value: Any, key: str) -> Source | None:
-        d = self.mapping(value, key, ("path", "format"), ("path", "format"))
-        path = self.rel_path(d["path"], f"{key}.path") if "path" in d else None
-        fmt = d.get("format")
-        if "format" in d and fmt not in FORMATS:
-            self.fail(f"{key}.format", f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
-        return Source(path=path, format=fmt) if path and fmt in FORMATS else None
-
-    def schema(self, value: Any, key: str) -> dict[str, str | None]:
-        """Column → type; a column whose type is invalid maps to None so later keys can still name it."""
-        if not isinstance(value, dict) or not value:
-            self.fail(key, "expected a non-empty mapping of column name to type, e.g. {text: string}")
-            return {}
-        out: dict[str, str | None] = {}
-        for col, typ in value.items():
-            if not isinstance(col, str) or not col:
-                self.fail(f"{key}.{_key(col)}", "column names must be non-empty strings")
-                continue
-            if isinstance(typ, dict):  # {type: string, description: "..."}
-                self.mapping(typ, f"{key}.{_key(col)}", ("type", "description"), ("type",))
-                typ = typ.get("type")
-            try:
-                typ = check_type(typ)
-            except ValueError as exc:
-                self.fail(f"{key}.{_key(col)}", str(exc))
-                out[col] = None
-                continue
-            out[col] = str(typ)
-        return out
-
-    def column_docs(self, value: Any, key: str) -> dict[str, str]:
-        """Column → description, from the `{type: …, description: …}` form of schema entries."""
-        docs: dict[str, str] = {}
-        for col, typ in (value.items() if isinstance(value, dict) else ()):
-            text = typ.get("description") if isinstance(typ, dict) else None
-            if text is not None and not (isinstance(text, str) and text.strip() and "\n" not in text):
-                self.fail(f"{key}.{_key(col)}.description", "expected one line of text")
-            elif text is not None:
-                docs[str(col)] = text.strip()
-        return docs
-
-    def cleaning(self, value: Any, key: str, schema: dict[str, str]) -> Cleaning:
-        allowed = ("dedupe_key", "required", "labels", "layers", "invalid_utf8")
-        d = self.mapping(value, key, allowed)
-        labels = layers = None
-        if "labels" in d:
-            ld = self.mapping(d["labels"], f"{key}.labels", ("column", "allowed"), ("column", "allowed"))
-            col = ld.get("column")
-            if "column" in ld and not (isinstance(col, str) and col):
-                self.fail(f"{key}.labels.column", f"expected a column name, got {col!r}")
-                col = None
-            typ = schema.get(col) if col is not None else None
-            if schema and col is not None and (col not in schema or (typ and typ != "string")):
-                self.fail(f"{key}.labels.column", f"{col!r} must be a string column in the schema")
-            vals = ld.get("allowed")
-            if "allowed" in ld and not (isinstance(vals, list) and vals and all(isinstance(v, str) for v in vals)):
-                self.fail(f"{key}.labels.allowed", "expected a non-empty list of label strings")
-            elif col is not None and vals:
-                labels = Labels(column=col, allowed=tuple(vals))
-        if "layers" in d:
-            ly = self.mapping(d["layers"], f"{key}.layers", ("prefix", "canonical"), ("prefix", "canonical"))
-            prefix, canonical = ly.get("prefix"), ly.get("canonical")
-            if isinstance(prefix, str) and isinstance(canonical, str) and canonical.startswith(prefix) and prefix:
-                layers = Layers(prefix=prefix, canonical=canonical)
-                if schema and canonical not in schema:
-                    self.fail(f"{key}.layers.canonical", f"{canonical!r} must be in the schema")
-                for col in schema:
-                    if col.startswith(prefix) and col != canonical:
-                        self.fail(f"{key.rsplit('.', 1)[0]}.schema.{_key(col)}",
-                                  f"only the canonical layer {canonical!r} may be in the schema")
-            elif ly:
-                self.fail(f"{key}.layers", "prefix and canonical must be strings and canonical must start with prefix")
-        policy = d.get("invalid_utf8", "fail")
-        if policy not in UTF8_POLICIES:
-            self.fail(f"{key}.invalid_utf8", f"expected one of: {', '.join(UTF8_POLICIES)}")
-        dedupe_key = self.columns(d.get("dedupe_key", []), f"{key}.dedupe_key", schema)
-        for i, col in enumerate(dedupe_key):
-            if (schema.get(col) or "").startswith("list<"):
-                self.fail(f"{key}.dedupe_key[{i}]", f"column {col!r} is a list; dedupe on scalar columns only")
-        return Cleaning(
-            dedupe_key=dedupe_key,
-            required=self.columns(d.get("required", []), f"{key}.required", schema),
-            labels=labels, layers=layers, invalid_utf8=policy,
-        )
-
-    def remote(self, value: Any, key: str, name: Any) -> Remote:
-        only = {"private": "hub", "create": "hub", "transfer": "hub", "bucket": "s3", "prefix": "s3"}
-        d = self.mapping(value, key, ("kind", "repo", *only))
-        kind = d.get("kind", "local")
-        if kind not in REMOTE_KINDS:
-            self.fail(f"{key}.kind", f"unknown remote kind {kind!r}; use one of: {', '.join(REMOTE_KINDS)}")
-        for field_name, owner in only.items():
-            if field_name in d and kind != owner:
-                self.fail(f"{key}.{field_name}", f"only applies to kind: {owner}")
-        repo = d.get("repo", f"dsm/{name}")
-        if not (isinstance(repo, str) and REPO_RE.fullmatch(repo)):
-            self.fail(f"{key}.repo", f"invalid repo {repo!r}; expected 'namespace/name'")
-        for flag in ("private", "create"):
-            if not isinstance(d.get(flag, True), bool):
-                self.fail(f"{key}.{flag}", "expected true or false")
-        bucket = d.get("bucket")
-        if kind == "s3" and not (isinstance(bucket, str) and BUCKET_RE.fullmatch(bucket)):
-            self.fail(f"{key}.bucket", f"s3 remotes need a valid bucket name, got {bucket!r}")
-        prefix = d.get("prefix", "datasets")
-        if not (isinstance(prefix, str) and prefix.strip("/") and ".." not in prefix.split("/")):
-            self.fail(f"{key}.prefix", f"expected a key prefix like 'datasets', got {prefix!r}")
-            prefix = "datasets"
-        transfer = d.get("transfer", "xet")
-        if transfer not in TRANSFERS:
-            self.fail(f"{key}.transfer", f"expected one of {', '.join(TRANSFERS)}, got {transfer!r}")
-        return Remote(kind=kind, repo=repo, private=d.get("private", True), create=d.get("create", True),
-                      bucket=bucket, prefix=str(prefix).strip("/"), transfer=str(transfer))
-
-    def shards(self, value: Any, key: str) -> Shards:
-        d = self.mapping(value, key, ("count", "estimated_size", "publish"))
-        count = d.get("count", 1)
-        if not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
-            self.fail(f"{key}.count", f"expected an integer >= 1, got {count!r}")
-        est = d.get("estimated_size")
-        if est is not None and not (isinstance(est, int) and not isinstance(est, bool) and est >= 0):
-            self.fail(f"{key}.estimated_size", f"expected an integer >= 0 or null, got {est!r}")
-        if not isinstance(d.get("publish", False), bool):
-            self.fail(f"{key}.publish", "expected true or false")
-        return Shards(count=count, estimated_size=est, publish=d.get("publish", False))
+    return read_registry(Path(path) if path is not None else registry_path())

@@ -7,8 +7,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dsm_assets.cleaning import _key_hashes, _SeenKeys, clean_dataset
+from dsm_assets.cleaning import clean_dataset
 from dsm_assets.contenthash import hash_table
+from dsm_assets.dedupe import SeenKeys, key_hashes
 from dsm_assets.layout import clean_dir
 
 from .conftest import csv_entry, spec_from, write_raw
@@ -135,7 +136,7 @@ def test_seen_keys_agree_with_a_set_even_when_upper_halves_collide():
     equal upper halves with different lower halves common, so the rare path runs too."""
     rng = np.random.default_rng(1)
     for _ in range(200):
-        seen, model = _SeenKeys(), set()
+        seen, model = SeenKeys(), set()
         for _ in range(int(rng.integers(1, 12))):  # batches
             n = int(rng.integers(0, 40))
             hi, lo = (rng.integers(0, 4, n).astype(np.uint64) for _ in range(2))
@@ -147,7 +148,7 @@ def test_seen_keys_agree_with_a_set_even_when_upper_halves_collide():
 
 
 def test_key_hashes_keep_float_bits_and_nulls_apart():
-    hi, lo = _key_hashes(pa.array([0.0, -0.0, None, 0.0]))
+    hi, lo = key_hashes(pa.array([0.0, -0.0, None, 0.0]))
     pairs = list(zip(hi.tolist(), lo.tolist(), strict=True))
     assert pairs[0] == pairs[3] != pairs[1] and pairs[2] == (0, 0) and len({pairs[0], pairs[1], pairs[2]}) == 3
 

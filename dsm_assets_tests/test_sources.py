@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -228,3 +231,15 @@ def test_a_5000_column_mismatch_is_one_short_line(tmp_path, data_dir):
     assert len(message) < 600 and "\n" not in message  # it was a 44 KB line
     assert "missing column(s) 'id', 'text', 'label'" in message and "extra column(s) 'c0'," in message
     assert "and 4990 more" in message
+
+
+def test_csv_field_limit_is_raised_when_a_csv_is_read_not_on_import(tmp_path):
+    code = "import csv; n = csv.field_size_limit(); import dsm_assets.sources; assert csv.field_size_limit() == n"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    data = tmp_path / "data"
+    write_raw(data, "t", "a.csv", CSV_HEADER + '1,"' + "x" * 200_000 + '",a\n2,y\n')
+    before = csv.field_size_limit(128 << 10)  # Python's default, as if nothing had raised it yet
+    try:
+        assert_fails_cleanly(spec_from(tmp_path, csv_entry()), data, r"raw/t/a\.csv: row 2: expected 3 fields, got 2")
+    finally:
+        csv.field_size_limit(before)
