@@ -31,7 +31,7 @@ import xxhash
 
 from dsm_assets import atomic, seals
 from dsm_assets.cache import read_manifest
-from dsm_assets.errors import DsmError, on_disk
+from dsm_assets.errors import ShardError, on_disk
 from dsm_assets.fingerprint import hash_file
 from dsm_assets.paths import under
 from dsm_assets.registry import DatasetSpec
@@ -43,10 +43,6 @@ SELF_HASH = "manifest_xxh3_128"  # the manifest's own hash, over every other key
 log = logging.getLogger(__name__)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BATCH_ROWS = 4096
-
-
-class ShardError(DsmError, RuntimeError):
-    """Shards are missing, incomplete or disagree with their manifest."""
 
 
 @dataclass(frozen=True)
