@@ -32,12 +32,12 @@ import pytest
 from dsm_assets import atomic
 from dsm_assets.cache import cache_root, refresh_cache, verify_folder, version_dir
 from dsm_assets.contenthash import hash_table
-from dsm_assets.defs.shards import evaluate
 from dsm_assets.preflight import preflight
 from dsm_assets.publishing import DATA_PATH, CleanedRef, publish_cleaned, record_verified
 from dsm_assets.registry import DatasetSpec, load_registry
 from dsm_assets.remotes.base import Remote
 from dsm_assets.shards import MANIFEST, shards_dir, write_shards
+from dsm_assets.shards.checks import evaluate
 from dsm_assets.versioning import latest_tag
 
 from . import fault_ops

@@ -9,7 +9,6 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from dsm_assets.defs.shards import evaluate
 from dsm_assets.shards import (
     MANIFEST,
     ShardError,
@@ -19,6 +18,7 @@ from dsm_assets.shards import (
     webdataset_pipeline,
     write_shards,
 )
+from dsm_assets.shards.checks import evaluate
 
 from .caching import cache_latest, publish_and_verify
 

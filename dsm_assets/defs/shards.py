@@ -4,19 +4,18 @@ The manifest is the one truth: the reader takes its length from it, so a loader'
 drift. The registry's `shards.estimated_size` is only an expectation; when it disagrees with the manifest
 the `estimated_size` check fails, loudly, naming both numbers."""
 
-import json
 from pathlib import Path
 
 import dagster as dg
 
 from dsm_assets import shards
-from dsm_assets.cache import read_manifest, version_dir
 from dsm_assets.defs.automation import refresh_condition
 from dsm_assets.defs.cache import cache_key
 from dsm_assets.defs.failures import as_failure
 from dsm_assets.defs.presentation import asset_step, check_step, labels, size
 from dsm_assets.defs.resources import DsmPaths, DsmRemotes
 from dsm_assets.registry import DatasetSpec
+from dsm_assets.shards import checks as shard_checks
 
 CODE_VERSION = "shards-1"
 
@@ -73,20 +72,10 @@ def _published_text(published: shards.ShardsPublished | None) -> str:
                                                        if published.repaired else "")
 
 
-CHECKS = {
-    "shard_count": "The manifest lists the registry's shards.count shards (fewer only when there are fewer "
-                   "samples), and every one is on disk.",
-    "integrity": "Every shard matches its size and hash in the manifest and is a complete tar that "
-                 "webdataset.WebDataset reads with the manifest's sample count.",
-    "total_samples": "The shards hold exactly the cached version's rows (the cleaned row count).",
-    "estimated_size": "The registry's shards.estimated_size, when set, equals the manifest's total_samples.",
-}
-
-
 def build_shards_checks(*, spec: DatasetSpec) -> dg.AssetChecksDefinition:
     key = shards_key(spec)
     specs = [dg.AssetCheckSpec(name, asset=key, description=text, blocking=name != "estimated_size")
-             for name, text in CHECKS.items()]
+             for name, text in shard_checks.DESCRIPTIONS.items()]
 
     @check_step(f"check_{spec.name}_shards", *specs)
     def _checks(context: dg.AssetCheckExecutionContext, dsm_paths: DsmPaths):
@@ -98,46 +87,9 @@ def build_shards_checks(*, spec: DatasetSpec) -> dg.AssetChecksDefinition:
                                           description="no shards recorded; materialise the asset first")
             return
         folder = Path(event.asset_materialization.metadata["manifest"].value).parent
-        outcomes = evaluate(spec, folder, dsm_paths.data)
-        for name in CHECKS:
-            if name in selected:
-                passed, text = outcomes[name]
-                yield dg.AssetCheckResult(check_name=name, asset_key=key, passed=passed, description=text)
+        for outcome in shard_checks.check_shards(spec, folder, dsm_paths.data):
+            if outcome.name in selected:
+                yield dg.AssetCheckResult(check_name=outcome.name, asset_key=key, passed=outcome.passed,
+                                          description=outcome.description, metadata=outcome.metadata)
 
     return _checks
-
-
-def evaluate(spec: DatasetSpec, folder: Path, data_dir: Path) -> dict[str, tuple[bool, str]]:
-    """Each check's (passed, description) for the shards in `folder`."""
-    try:
-        manifest = json.loads((folder / shards.MANIFEST).read_text())
-    except (OSError, ValueError) as exc:
-        return {name: (False, f"manifest.json unreadable in {folder}: {exc}") for name in CHECKS}
-    if problem := shards.manifest_problem(folder, manifest):
-        return {name: (False, f"{problem}; materialise the shards again to rewrite it") for name in CHECKS}
-    total = manifest["total_samples"]
-    expected = max(1, min(spec.shards.count, total))
-    present = [s for s in manifest["shards"] if (folder / s["name"]).is_file()]
-    problems = shards.verify_shards(folder, manifest, deep=True) + shards.read_back(folder, manifest)
-    rows = _source_rows(spec, data_dir, manifest)
-    estimate = spec.shards.estimated_size
-    return {
-        "shard_count": (len(manifest["shards"]) == expected == len(present),
-                        f"{len(present)} of {len(manifest['shards'])} listed shards present, registry expects "
-                        f"{expected}"),
-        "integrity": (not problems, "; ".join(dict.fromkeys(problems)) or f"{len(present)} shards verified"),
-        "total_samples": (rows == total, f"shards hold {total} samples, the cached version has "
-                                         f"{'no cache manifest' if rows is None else f'{rows} rows'}"),
-        "estimated_size": (estimate is None or estimate == total,
-                           "no estimated_size in the registry" if estimate is None else
-                           f"registry shards.estimated_size is {estimate}, the manifest has {total}"
-                           + ("" if estimate == total else "; update the registry (readers use the manifest)")),
-    }
-
-
-def _source_rows(spec: DatasetSpec, data_dir: Path, manifest: dict) -> int | None:
-    """Rows of the cached version these shards were cut from, from that version's cache manifest."""
-    try:
-        return read_manifest(version_dir(spec, data_dir, manifest["version"], manifest["commit"]))["rows"]
-    except (OSError, ValueError, KeyError):
-        return None
