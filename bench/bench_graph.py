@@ -31,7 +31,8 @@ from dsm_assets.publishing import publish_cleaned
 from dsm_assets.registry import DEFAULT_REGISTRY, Registry, load_registry
 from dsm_assets.remotes import open_remote
 from dsm_assets.samples import install_samples
-from dsm_assets.shards import publish_shards, read_back, verify_shards, write_shards
+from dsm_assets.shard_publishing import publish_shards
+from dsm_assets.shards import read_back, verify_shards, write_shards
 from dsm_assets.sources import resolve_files
 from dsm_assets.state import record_verified
 from dsm_assets.training import train_model

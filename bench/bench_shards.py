@@ -18,7 +18,7 @@ from pathlib import Path
 import webdataset as wds
 
 from bench.common import Line, progress, run_alone, seconds, times
-from dsm_assets.shards import _write_shard
+from dsm_assets.shards.tar import write_shard
 
 SHARDS = 8
 
@@ -41,7 +41,7 @@ def fsync_all(folder: Path) -> None:
 
 def ours(folder: Path, data) -> None:
     for i, part in enumerate(chunks(data, SHARDS)):
-        _write_shard(folder / f"s-{i:06d}.tar", iter(part))  # fsyncs each shard itself
+        write_shard(folder / f"s-{i:06d}.tar", iter(part))  # fsyncs each shard itself
 
 
 def shard_writer(folder: Path, data) -> None:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dsm_assets import atomic
+from dsm_assets import atomic, seals
 from dsm_assets.errors import CacheError, on_disk
 from dsm_assets.layout import CACHE_VERSIONS, CURRENT, INFO_PATH, cache_root, cache_version_dir, folder_name
 from dsm_assets.registry import DatasetSpec, display_path
@@ -49,9 +49,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def _self_hash(manifest: dict[str, Any]) -> str:
-    """sha256 of the manifest without its own hash: a flipped byte anywhere in it is caught."""
-    body = {k: v for k, v in manifest.items() if k != SELF_HASH}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return seals.self_hash(manifest, SELF_HASH, hashlib.sha256)
 
 
 def cached_files(spec: DatasetSpec, data_dir: Path, tag: str, commit: str) -> dict[str, Path]:

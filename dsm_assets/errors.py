@@ -57,6 +57,10 @@ class CacheError(DsmError, RuntimeError):
     """The offline cache is missing, stale, corrupt or cannot be written. Says what to run."""
 
 
+class ShardError(DsmError, RuntimeError):
+    """Shards are missing, incomplete or disagree with their manifest."""
+
+
 class StateError(DsmError, ValueError):
     """One of our own state files (a verified record, a lineage.json, …) is unreadable or malformed."""
 

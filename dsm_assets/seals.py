@@ -1,11 +1,15 @@
 """Verify before reuse: what we write is sealed with its size, mtime and xxh3-128, and checked against that
 seal before it is reused. An unchanged stat is trusted (cheap); a changed one is re-hashed, so a flipped
-byte is caught even when the size is the same, and the caller rebuilds instead of reusing."""
+byte is caught even when the size is the same, and the caller rebuilds instead of reusing.
+
+A manifest seals itself: `self_hash` is its hash over every key but the one holding that hash."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dsm_assets.fingerprint import hash_file
 
@@ -32,3 +36,14 @@ def broken(path: Path, sealed: Any) -> str | None:
     if actual != sealed["xxh3_128"]:
         return f"{path}: content changed since it was written (xxh3 {actual}, expected {sealed['xxh3_128']})"
     return None
+
+
+class _Digest(Protocol):
+    def hexdigest(self) -> str: ...
+
+
+def self_hash(manifest: dict[str, Any], key: str, hasher: Callable[[bytes], _Digest]) -> str:
+    """`hasher` (e.g. hashlib.sha256, xxhash.xxh3_128) over the manifest's JSON with sorted keys, without
+    `key`, where the manifest keeps this hash: a flipped byte anywhere in it is caught."""
+    body = {k: v for k, v in manifest.items() if k != key}
+    return hasher(json.dumps(body, sort_keys=True).encode()).hexdigest()

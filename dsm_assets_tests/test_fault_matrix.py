@@ -33,13 +33,13 @@ from dsm_assets import atomic
 from dsm_assets.cache import refresh_cache, verify_folder
 from dsm_assets.cleaning import CleanResult
 from dsm_assets.contenthash import hash_table
-from dsm_assets.defs.shards import evaluate
 from dsm_assets.layout import DATA_PATH, cache_root, cache_version_dir, shards_dir
 from dsm_assets.preflight import preflight
 from dsm_assets.publishing import publish_cleaned
 from dsm_assets.registry import DatasetSpec, load_registry
 from dsm_assets.remotes.base import Remote
 from dsm_assets.shards import MANIFEST, write_shards
+from dsm_assets.shards.checks import evaluate
 from dsm_assets.state import record_verified
 from dsm_assets.versioning import latest_tag
 

@@ -100,7 +100,8 @@ def test_300_shards_publish_in_commits_of_100_under_one_tag_and_read_back(hub_se
     from dsm_assets.cache import refresh_cache
     from dsm_assets.cleaning import clean_dataset
     from dsm_assets.remotes import RemoteSettings, open_remote
-    from dsm_assets.shards import publish_shards, write_shards
+    from dsm_assets.shard_publishing import publish_shards
+    from dsm_assets.shards import write_shards
 
     from .conftest import write_raw
 

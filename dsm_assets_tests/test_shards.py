@@ -9,7 +9,6 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from dsm_assets.defs.shards import evaluate
 from dsm_assets.shards import (
     MANIFEST,
     ShardError,
@@ -19,6 +18,7 @@ from dsm_assets.shards import (
     webdataset_pipeline,
     write_shards,
 )
+from dsm_assets.shards.checks import evaluate
 
 from .caching import cache_latest, publish_and_verify
 
@@ -129,14 +129,15 @@ import os, signal, sys
 from pathlib import Path
 import dsm_assets.shards as shards
 from dsm_assets.registry import load_registry
-real = shards._header
+from dsm_assets.shards import tar
+real = tar.header
 count = []
 def header(name, size):
     count.append(name)
     if len(count) == 250:  # part-way through the second shard
         os.kill(os.getpid(), signal.SIGKILL)
     return real(name, size)
-shards._header = header
+tar.header = header
 shards.write_shards(load_registry().get("shapes"), Path(sys.argv[1]), Path(sys.argv[2]))
 """
 
@@ -185,14 +186,14 @@ def test_reader_pipeline_takes_its_length_from_the_manifest(shapes):
 def test_fast_headers_are_byte_identical_to_tarfiles():
     import random
 
-    from dsm_assets.shards import _header, _tar_header
+    from dsm_assets.shards.tar import header, tar_header
 
     rng = random.Random(11)
     for _ in range(5000):
         name = "".join(rng.choice("abcdefghij0123456789._-") for _ in range(rng.randint(1, 100)))
         size = rng.choice([0, 1, 511, 512, 513, 8**11 - 1, rng.randrange(8**11)])
-        assert _header(name, size) == _tar_header(name, size), (name, size)
-    for fn in (_header, _tar_header):  # too long for USTAR: both refuse the same way
+        assert header(name, size) == tar_header(name, size), (name, size)
+    for fn in (header, tar_header):  # too long for USTAR: both refuse the same way
         with pytest.raises(ValueError, match="name is too long"):
             fn("x" * 101, 1)
         with pytest.raises(ValueError, match="overflow in number field"):
@@ -205,7 +206,7 @@ def test_shards_published_next_to_the_parquet(kind, shipped, data_dir, tmp_path,
     from dsm_assets.cleaning import clean_dataset
     from dsm_assets.layout import DATA_PATH
     from dsm_assets.publishing import publish_cleaned
-    from dsm_assets.shards import ShardsPublished, publish_shards
+    from dsm_assets.shard_publishing import ShardsPublished, publish_shards
     from dsm_assets.versioning import latest_tag
 
     from .servers import make_remote

@@ -1,0 +1,27 @@
+"""cache → shards: WebDataset tar shards of the cached version, and the manifest that is their one truth.
+
+    <outputs>/shards/<dataset>/<tag>-<commit12>/<dataset>-000000.tar …   manifest.json
+
+`encoding` turns rows into samples, `tar` writes one shard, `manifest` seals and verifies the manifest,
+`writing` shards a cached version (reusing shards that check out), `reading` reads them back and
+`checks` holds the shard checks. The same data gives byte-identical shards and the same manifest hash."""
+
+from __future__ import annotations
+
+from dsm_assets.errors import ShardError
+from dsm_assets.shards.manifest import (
+    MANIFEST,
+    SEALS,
+    SELF_HASH,
+    manifest_hash,
+    manifest_problem,
+    sealed,
+    verify_shards,
+)
+from dsm_assets.shards.reading import current_shards, read_back, shard_urls, webdataset_pipeline
+from dsm_assets.shards.writing import ShardsResult, write_shards
+
+__all__ = [
+    "MANIFEST", "SEALS", "SELF_HASH", "ShardError", "ShardsResult", "current_shards", "manifest_hash",
+    "manifest_problem", "read_back", "sealed", "shard_urls", "verify_shards", "webdataset_pipeline", "write_shards",
+]

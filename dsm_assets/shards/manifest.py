@@ -1,0 +1,97 @@
+"""The manifest, the shards' one truth: written last, sealed with its own hash (SELF_HASH), and checked
+before anything reuses or reads the shards. Beside it, `.seals.json` keeps each shard's mtime as last
+verified, so a shard whose stat is unchanged need not be re-hashed to be reused."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from dsm_assets import atomic, seals
+from dsm_assets.fingerprint import hash_file
+
+MANIFEST = "manifest.json"
+SEALS = ".seals.json"  # each shard's mtime when last verified (not part of the manifest: no data version)
+SELF_HASH = "manifest_xxh3_128"  # the manifest's own hash, over every other key
+log = logging.getLogger("dsm_assets.shards")
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    """The manifest's hash as a whole: the shards' data version."""
+    return xxhash.xxh3_128_hexdigest(json.dumps(manifest, sort_keys=True).encode())
+
+
+def _self_hash(manifest: dict[str, Any]) -> str:
+    return seals.self_hash(manifest, SELF_HASH, xxhash.xxh3_128)
+
+
+def sealed(manifest: dict[str, Any]) -> dict[str, Any]:
+    """`manifest` with its own hash (SELF_HASH) set, as it is written."""
+    return {**manifest, SELF_HASH: _self_hash(manifest)}
+
+
+def manifest_problem(folder: Path, manifest: Any) -> str | None:
+    """Why the manifest read from `folder` cannot be trusted (not ours, or changed since written), or None."""
+    if not isinstance(manifest, dict) or manifest.get(SELF_HASH) != _self_hash(manifest):
+        return f"{folder / MANIFEST} does not match its own hash (corrupted, or written by an older version)"
+    return None
+
+
+def verify_shards(folder: Path, manifest: dict[str, Any], *, deep: bool) -> list[str]:
+    """Problems (empty when none): every shard present with its size, and with `deep` its hash."""
+    if problem := manifest_problem(folder, manifest):
+        return [problem]
+    problems = []
+    for shard in manifest["shards"]:
+        path = folder / shard["name"]
+        if not path.is_file():
+            problems.append(f"{shard['name']} is missing")
+        elif path.stat().st_size != shard["bytes"]:
+            problems.append(f"{shard['name']} is {path.stat().st_size} bytes, the manifest says {shard['bytes']} "
+                            "(truncated?)")
+        elif deep and hash_file(path) != shard["xxh3_128"]:
+            problems.append(f"{shard['name']} does not match its hash in the manifest (corrupted)")
+    if sum(s["samples"] for s in manifest["shards"]) != manifest["total_samples"]:
+        problems.append("the shards' sample counts do not add up to the manifest's total_samples")
+    return problems
+
+
+def reusable(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The manifest of shards already in `folder` when every shard still matches it (a shard whose stat
+    changed since it was written is re-hashed); else (None, the first problem, if there were shards)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        shards = manifest["shards"]
+        mtimes = _read_seals(folder)
+        problems = [seals.broken(folder / s["name"], {"size": s["bytes"], "mtime_ns": mtimes.get(s["name"]),
+                                                      "xxh3_128": s["xxh3_128"]}) for s in shards]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+    problems = verify_shards(folder, manifest, deep=False) + [p for p in problems if p]
+    if problems:
+        log.warning("%s; writing the shards again", problems[0])
+        return None, problems[0]
+    if _mtimes(folder, manifest) != mtimes:  # shards re-hashed and found intact: trust their stat next time
+        write_seals(folder, manifest)
+    return manifest, None
+
+
+def write_seals(folder: Path, manifest: dict[str, Any]) -> None:
+    """Each shard's mtime as verified now: a shard whose stat is unchanged need not be re-hashed to reuse."""
+    atomic.write_json(folder / SEALS, _mtimes(folder, manifest))
+
+
+def _read_seals(folder: Path) -> dict[str, int]:
+    try:
+        found = json.loads((folder / SEALS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _mtimes(folder: Path, manifest: dict[str, Any]) -> dict[str, int]:
+    return {s["name"]: (folder / s["name"]).stat().st_mtime_ns for s in manifest["shards"]}

@@ -1,0 +1,96 @@
+"""Reading shards back: their paths, the shards of the version the offline cache holds, a
+`webdataset.WebDataset` pipeline whose length is the manifest's, and a full read of every shard."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from dsm_assets.cache import read_manifest
+from dsm_assets.errors import ShardError
+from dsm_assets.layout import cache_current, shards_dir
+from dsm_assets.registry import DatasetSpec
+from dsm_assets.shards.manifest import MANIFEST, verify_shards
+
+
+def shard_urls(folder: Path, manifest: dict[str, Any]) -> list[str]:
+    """The path of every shard in the manifest, in its order."""
+    return [os.fspath(folder / s["name"]) for s in manifest["shards"]]
+
+
+def current_shards(spec: DatasetSpec, data_dir: Path, outputs_dir: Path) -> Path:
+    """The shard folder of the version the dataset's offline cache currently holds."""
+    current = cache_current(spec, data_dir)
+    if not current.exists():
+        raise ShardError(f"{spec.name}: no offline cache, so no shards; run `dsm preflight {spec.name}`")
+    source = read_manifest(current.resolve())
+    folder = shards_dir(outputs_dir, spec, source["version"], source["commit"])
+    if not (folder / MANIFEST).exists():
+        raise ShardError(f"{spec.name}: no shards for {source['version']} in {folder}; materialise {spec.name}/shards")
+    return folder
+
+
+def webdataset_pipeline(folder: Path, *, shuffle: int = 1000, decode: str | None = None, seed: int | None = None):
+    """A `webdataset.WebDataset` over the shards in `folder`, its length taken from the manifest.
+
+    `shuffle` is the sample shuffle buffer (0 for the manifest order; shards are shuffled too when > 0);
+    `decode` is passed to `.decode()` (e.g. "pil" for images, needs Pillow); None keeps raw bytes.
+    For a torch DataLoader the seed project recommends num_workers >= 4 and persistent_workers=True:
+    `DataLoader(pipeline.batched(64), batch_size=None, num_workers=4, persistent_workers=True)`."""
+    import webdataset as wds  # imported on use: only training code needs it
+
+    manifest = json.loads((folder / MANIFEST).read_text())
+    problems = verify_shards(folder, manifest, deep=False)
+    if problems:
+        raise ShardError(f"{folder}: {problems[0]}; re-materialise the shards asset")
+    urls = shard_urls(folder, manifest)
+    pipeline = wds.WebDataset(urls, shardshuffle=len(urls) if shuffle else False, seed=seed,
+                              nodesplitter=wds.split_by_node, empty_check=False)
+    if shuffle:
+        pipeline = pipeline.shuffle(shuffle)
+    if decode:
+        pipeline = pipeline.decode(decode)
+    with warnings.catch_warnings():  # webdataset reminds that __len__ does not cap an epoch; we know
+        warnings.simplefilter("ignore", UserWarning)
+        return pipeline.with_length(manifest["total_samples"])
+
+
+def read_back(folder: Path, manifest: dict[str, Any]) -> list[str]:
+    """Problems (empty when none) found by iterating every shard with `webdataset.WebDataset`: each must be a
+    complete tar whose samples match the manifest's count and carry every field."""
+    problems = []
+    for shard in manifest["shards"]:
+        path = folder / shard["name"]
+        if not path.is_file():
+            problems.append(f"{shard['name']} is missing")
+        else:
+            problems += _read_shard(path, shard, manifest["fields"])
+    return problems
+
+
+def _read_shard(path: Path, shard: dict[str, Any], fields: list[str]) -> list[str]:
+    import webdataset as wds
+
+    try:
+        samples = list(wds.WebDataset([os.fspath(path)], shardshuffle=False, empty_check=False))
+    except Exception as exc:  # webdataset surfaces tarfile, OSError and its own errors alike
+        return [f"{shard['name']} is not a readable tar ({type(exc).__name__}: {_short(exc)})"]
+    problems = []
+    if len(samples) != shard["samples"]:
+        problems.append(f"{shard['name']} holds {len(samples)} samples, the manifest says {shard['samples']}")
+    # one file per field: json, cls, txt as listed, and one per binary column (named by its content)
+    incomplete = [s["__key__"] for s in samples
+                  if "json" not in s or sum(not k.startswith("__") for k in s) != len(fields)]
+    if incomplete:
+        problems.append(f"{shard['name']}: sample {incomplete[0]} does not have one file per field {fields}")
+    return problems
+
+
+def _short(exc: Exception) -> str:
+    """webdataset wraps tar errors as (message, fileobj, url): keep the message."""
+    first = exc.args[0] if exc.args else exc
+    text = first[0] if isinstance(first, tuple) and first else first
+    return str(text).split(" @ ")[0]
