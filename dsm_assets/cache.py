@@ -22,9 +22,10 @@ from typing import Any
 
 from dsm_assets import atomic
 from dsm_assets.errors import CacheError, on_disk
+from dsm_assets.fingerprint import sha256_file
 from dsm_assets.paths import inside
 from dsm_assets.registry import DatasetSpec, display_path
-from dsm_assets.remotes.base import Remote, sha256_file
+from dsm_assets.remotes.base import Remote
 from dsm_assets.versioning import folder_name, parse_tag
 
 MANIFEST = "cache_manifest.json"

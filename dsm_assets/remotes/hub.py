@@ -52,9 +52,9 @@ from huggingface_hub.lfs import post_lfs_batch_info
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from dsm_assets.errors import ConcurrentPublishError, RemoteAuthError, RemoteError, RemoteNotFoundError
-from dsm_assets.fingerprint import digest_file
+from dsm_assets.fingerprint import digest_file, sha256_file
 from dsm_assets.registry import TRANSFERS
-from dsm_assets.remotes.base import Published, Remote, ensure_publishable, redact_url, sha256_file
+from dsm_assets.remotes.base import Published, Remote, ensure_publishable, redact_url
 
 log = logging.getLogger(__name__)
 

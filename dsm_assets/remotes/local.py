@@ -10,7 +10,6 @@ an atomic rename, so a crash at any point leaves the previous version as the lat
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -24,7 +23,8 @@ import pyarrow.parquet as pq
 
 from dsm_assets import atomic
 from dsm_assets.errors import RemoteCorruptError, RemoteError, RemoteNotFoundError
-from dsm_assets.remotes.base import Published, Remote, ensure_publishable, sha256_file
+from dsm_assets.fingerprint import sha256_file
+from dsm_assets.remotes.base import Published, Remote, commit_id, ensure_publishable
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,8 @@ class LocalRemote(Remote):
             entries[path] = {"sha256": digest, "size": local.stat().st_size}
         body = {"parent": parent, "message": message, "files": entries,
                 "created": datetime.now(UTC).isoformat(timespec="seconds")}
-        raw = json.dumps(body, sort_keys=True).encode()
-        commit = hashlib.sha1(raw).hexdigest()
-        atomic.write_bytes(self.root / "commits" / f"{commit}.json", raw)
+        commit = commit_id(body)
+        atomic.write_bytes(self.root / "commits" / f"{commit}.json", json.dumps(body, sort_keys=True).encode())
         self._verify(commit)
         with atomic.dir_lock(self.root / "refs"):
             self._promote(commit, tag=tag, parent=parent)

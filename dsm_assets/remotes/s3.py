@@ -12,7 +12,6 @@ endpoint comes from AWS_ENDPOINT_URL and credentials from the standard chain."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 from collections.abc import Iterator, Mapping
@@ -26,7 +25,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from dsm_assets.errors import RemoteAuthError, RemoteError, RemoteNotFoundError
-from dsm_assets.remotes.base import Published, Remote, ensure_publishable, redact_url, sha256_file
+from dsm_assets.fingerprint import sha256_file
+from dsm_assets.remotes.base import Published, Remote, commit_id, ensure_publishable, redact_url
 from dsm_assets.versioning import latest_tag
 
 AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
@@ -95,7 +95,7 @@ class S3Remote(Remote):
         self._verify(entries)
         body = {"parent": parent, "message": message, "files": entries, "tag": tag,
                 "created": datetime.now(UTC).isoformat(timespec="seconds")}
-        body["commit"] = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        body["commit"] = commit_id(body)
         self._claim(tag, body, parent)
         self._manifest_cache[tag] = body
         return Published(tag=tag, commit=body["commit"], bytes_uploaded=uploaded, files=tuple(sorted(entries)))
