@@ -8,9 +8,10 @@ writers cannot both publish `v1.1` and a crash leaves the previous version as th
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -70,9 +71,14 @@ class Remote(ABC):
         content on their side (the Hub, S3 with checksums) have nothing to repair."""
         return []
 
-    @abstractmethod
     def load_table(self, commit: str) -> pa.Table:
-        """The dataset at `commit`, read through this remote's normal read path."""
+        """The dataset at `commit`: its data parquet files read through `read_file`. Remotes with a better
+        read path (a reader of their own, more checks) override this."""
+        import pyarrow as pa  # imported on use: this module is imported by commands that must start fast
+        import pyarrow.parquet as pq
+
+        files = data_parquet(self.list_files(commit))
+        return pa.concat_tables(pq.read_table(io.BytesIO(self.read_file(commit, p))) for p in files)
 
     def resolve(self, tag: str) -> str:
         tags = self.tags()
@@ -80,6 +86,11 @@ class Remote(ABC):
             known = ", ".join(sorted(tags)) or "none"
             raise RemoteNotFoundError(f"{self.url}: no version '{tag}' (published: {known})")
         return tags[tag]
+
+
+def data_parquet(paths: Iterable[str]) -> list[str]:
+    """The dataset's parquet files among a version's `paths` (not the card, dsm.json or shards), sorted."""
+    return sorted(p for p in paths if p.startswith("data/") and p.endswith(".parquet"))
 
 
 def ensure_publishable(url: str, tags: Mapping[str, str], tag: str, parent: str | None) -> None:

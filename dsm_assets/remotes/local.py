@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from dsm_assets import atomic
 from dsm_assets.errors import RemoteCorruptError, RemoteError, RemoteNotFoundError
 from dsm_assets.fingerprint import sha256_file
-from dsm_assets.remotes.base import Published, Remote, commit_id, ensure_publishable
+from dsm_assets.remotes.base import Published, Remote, commit_id, data_parquet, ensure_publishable
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,7 @@ class LocalRemote(Remote):
         still hashes to its address: round_trip names any that does not."""
         files = self._commit(commit)["files"]
         checked = {p: self._intact(commit, p, e["sha256"]) for p, e in sorted(files.items())}
-        parquet = sorted(p for p in files if p.startswith("data/") and p.endswith(".parquet"))
-        return pa.concat_tables(pq.read_table(checked[p]) for p in parquet)
+        return pa.concat_tables(pq.read_table(checked[p]) for p in data_parquet(files))
 
     def _intact(self, commit: str, path: str, digest: str) -> Path:
         """The object behind `path` at `commit`, after checking it still hashes to its address."""

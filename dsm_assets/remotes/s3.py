@@ -12,15 +12,12 @@ endpoint comes from AWS_ENDPOINT_URL and credentials from the standard chain."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
-import pyarrow as pa
-import pyarrow.parquet as pq
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -153,11 +150,6 @@ class S3Remote(Remote):
         extra = {"VersionId": version_id} if version_id else {}
         with self._errors(f"read {key}"):
             return self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
-
-    def load_table(self, commit: str) -> pa.Table:
-        files = self._manifest_for(commit)["files"]
-        parquet = sorted(p for p in files if p.startswith("data/") and p.endswith(".parquet"))
-        return pa.concat_tables(pq.read_table(io.BytesIO(self.read_file(commit, p))) for p in parquet)
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:
