@@ -1,5 +1,6 @@
-"""The contract every remote keeps, run against local, hub (loopback server: Git LFS for parquet as on the
-Hub, and a server taking every file as a regular git file) and s3 (moto server)."""
+"""The contract every remote keeps: `RemoteContract` holds the tests, and one small subclass per remote
+supplies the `remote` fixture and the capability flags: local, hub (loopback server: Git LFS for parquet as
+on the Hub), hub-regular (a server taking every file as a regular git file) and s3 (moto server)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,10 @@ import pytest
 from dsm_assets.contenthash import hash_table
 from dsm_assets.errors import ConcurrentPublishError, RemoteNotFoundError
 from dsm_assets.publishing import DATA_PATH, INFO_PATH, publish_cleaned
+from dsm_assets.remotes.base import Remote
 
 from .conftest import csv_entry, spec_from
 from .servers import cleaned_file, make_remote, table_of
-
-KINDS = ["local", "hub", "hub-regular", "s3"]  # hub: Git LFS for parquet, as the Hub; hub-regular: no LFS
-
-
-@pytest.fixture(params=KINDS)
-def remote(request, tmp_path):
-    return make_remote(request.param, tmp_path, request)
-
-
-@pytest.fixture
-def spec(tmp_path):
-    return spec_from(tmp_path, csv_entry(name="contract"))
 
 
 def publish(spec, remote, tmp_path, table: pa.Table, name: str = "a"):
@@ -33,60 +23,94 @@ def publish(spec, remote, tmp_path, table: pa.Table, name: str = "a"):
     return publish_cleaned(spec, remote, ref, data_dir=tmp_path / "data"), ref
 
 
-def test_first_publish_is_v1_0_and_readable(remote, spec, tmp_path):
-    outcome, ref = publish(spec, remote, tmp_path, table_of(50))
-    assert (outcome.tag, outcome.new, outcome.rows) == ("v1.0", True, 50)
-    assert remote.tags() == {"v1.0": outcome.commit} and remote.resolve("v1.0") == outcome.commit
-    files = remote.list_files(outcome.commit)
-    assert {DATA_PATH, "README.md", INFO_PATH} <= set(files)
-    assert files[DATA_PATH] == ref.path.stat().st_size
-    assert remote.read_file(outcome.commit, DATA_PATH) == ref.path.read_bytes()
-    info = json.loads(remote.read_file(outcome.commit, INFO_PATH))
-    assert (info["version"], info["content_hash"], info["rows"]) == ("v1.0", ref.content_hash, 50)
-    table = remote.load_table(outcome.commit)
-    assert table.num_rows == 50 and hash_table(table) == ref.content_hash
+class RemoteContract:
+    """The tests every remote passes. A subclass overrides `remote` (an empty repo of its kind)."""
+
+    @pytest.fixture
+    def remote(self, tmp_path, request) -> Remote:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def spec(self, tmp_path):
+        return spec_from(tmp_path, csv_entry(name="contract"))
+
+    def test_first_publish_is_v1_0_and_readable(self, remote, spec, tmp_path):
+        outcome, ref = publish(spec, remote, tmp_path, table_of(50))
+        assert (outcome.tag, outcome.new, outcome.rows) == ("v1.0", True, 50)
+        assert remote.tags() == {"v1.0": outcome.commit} and remote.resolve("v1.0") == outcome.commit
+        files = remote.list_files(outcome.commit)
+        assert {DATA_PATH, "README.md", INFO_PATH} <= set(files)
+        assert files[DATA_PATH] == ref.path.stat().st_size
+        assert remote.read_file(outcome.commit, DATA_PATH) == ref.path.read_bytes()
+        info = json.loads(remote.read_file(outcome.commit, INFO_PATH))
+        assert (info["version"], info["content_hash"], info["rows"]) == ("v1.0", ref.content_hash, 50)
+        table = remote.load_table(outcome.commit)
+        assert table.num_rows == 50 and hash_table(table) == ref.content_hash
+
+    def test_unchanged_content_publishes_nothing(self, remote, spec, tmp_path):
+        first, _ = publish(spec, remote, tmp_path, table_of(20))
+        again, _ = publish(spec, remote, tmp_path, table_of(20), name="b")  # same content, another file
+        assert (again.new, again.tag, again.commit, again.bytes_uploaded) == (False, "v1.0", first.commit, 0)
+        assert remote.tags() == {"v1.0": first.commit}
+
+    def test_new_content_is_a_minor_bump_and_old_versions_stay_readable(self, remote, spec, tmp_path):
+        v10, ref10 = publish(spec, remote, tmp_path, table_of(20))
+        v11, ref11 = publish(spec, remote, tmp_path, table_of(25), name="b")
+        assert (v11.tag, v11.new) == ("v1.1", True) and v11.commit != v10.commit
+        assert remote.tags() == {"v1.0": v10.commit, "v1.1": v11.commit}
+        assert hash_table(remote.load_table(v10.commit)) == ref10.content_hash
+        assert hash_table(remote.load_table(v11.commit)) == ref11.content_hash
+        card = remote.read_file(v11.commit, "README.md").decode()
+        assert "| v1.1 |" in card and "| v1.0 |" in card and "path: data/train-*.parquet" in card
+
+    def test_schema_change_is_a_major_bump(self, remote, spec, tmp_path):
+        publish(spec, remote, tmp_path, table_of(10))
+        widened = table_of(10).append_column("score", pa.array([0.5] * 10))
+        v20, _ = publish(spec, remote, tmp_path, widened, name="b")
+        assert v20.tag == "v2.0"
+
+    def test_a_concurrent_writer_is_rejected_and_nothing_of_it_is_promoted(self, remote, spec, tmp_path):
+        v10, _ = publish(spec, remote, tmp_path, table_of(10))
+        winner = cleaned_file(tmp_path / "clean" / "w.parquet", table_of(11))
+        loser = cleaned_file(tmp_path / "clean" / "l.parquet", table_of(12))
+        files = lambda ref: {DATA_PATH: ref.path}  # noqa: E731
+        won = remote.publish(files(winner), tag="v1.1", parent=v10.commit, message="winner")
+        with pytest.raises(ConcurrentPublishError, match="another writer"):
+            remote.publish(files(loser), tag="v1.1", parent=v10.commit, message="same tag")
+        with pytest.raises(ConcurrentPublishError, match="another writer"):
+            remote.publish(files(loser), tag="v1.2", parent=v10.commit, message="stale parent")
+        assert remote.tags() == {"v1.0": v10.commit, "v1.1": won.commit}
+        assert remote.read_file(won.commit, DATA_PATH) == winner.path.read_bytes()
+
+    def test_unknown_version_names_what_exists(self, remote, spec, tmp_path):
+        publish(spec, remote, tmp_path, table_of(5))
+        with pytest.raises(RemoteNotFoundError, match=r"no version 'v9\.9' \(published: v1\.0\)"):
+            remote.resolve("v9.9")
 
 
-def test_unchanged_content_publishes_nothing(remote, spec, tmp_path):
-    first, _ = publish(spec, remote, tmp_path, table_of(20))
-    again, _ = publish(spec, remote, tmp_path, table_of(20), name="b")  # same content, another file
-    assert (again.new, again.tag, again.commit, again.bytes_uploaded) == (False, "v1.0", first.commit, 0)
-    assert remote.tags() == {"v1.0": first.commit}
+class TestLocalRemote(RemoteContract):
+    @pytest.fixture
+    def remote(self, tmp_path, request) -> Remote:
+        return make_remote("local", tmp_path, request)
 
 
-def test_new_content_is_a_minor_bump_and_old_versions_stay_readable(remote, spec, tmp_path):
-    v10, ref10 = publish(spec, remote, tmp_path, table_of(20))
-    v11, ref11 = publish(spec, remote, tmp_path, table_of(25), name="b")
-    assert (v11.tag, v11.new) == ("v1.1", True) and v11.commit != v10.commit
-    assert remote.tags() == {"v1.0": v10.commit, "v1.1": v11.commit}
-    assert hash_table(remote.load_table(v10.commit)) == ref10.content_hash
-    assert hash_table(remote.load_table(v11.commit)) == ref11.content_hash
-    card = remote.read_file(v11.commit, "README.md").decode()
-    assert "| v1.1 |" in card and "| v1.0 |" in card and "path: data/train-*.parquet" in card
+class TestHubRemote(RemoteContract):
+    """The loopback Hub in LFS mode, as the Hub is: parquet goes through Git LFS."""
+
+    @pytest.fixture
+    def remote(self, tmp_path, request) -> Remote:
+        return make_remote("hub", tmp_path, request)
 
 
-def test_schema_change_is_a_major_bump(remote, spec, tmp_path):
-    publish(spec, remote, tmp_path, table_of(10))
-    widened = table_of(10).append_column("score", pa.array([0.5] * 10))
-    v20, _ = publish(spec, remote, tmp_path, widened, name="b")
-    assert v20.tag == "v2.0"
+class TestHubRegularRemote(RemoteContract):
+    """The loopback Hub taking every file as a regular git file (no LFS)."""
+
+    @pytest.fixture
+    def remote(self, tmp_path, request) -> Remote:
+        return make_remote("hub-regular", tmp_path, request)
 
 
-def test_a_concurrent_writer_is_rejected_and_nothing_of_it_is_promoted(remote, spec, tmp_path):
-    v10, _ = publish(spec, remote, tmp_path, table_of(10))
-    winner = cleaned_file(tmp_path / "clean" / "w.parquet", table_of(11))
-    loser = cleaned_file(tmp_path / "clean" / "l.parquet", table_of(12))
-    files = lambda ref: {DATA_PATH: ref.path}  # noqa: E731
-    won = remote.publish(files(winner), tag="v1.1", parent=v10.commit, message="winner")
-    with pytest.raises(ConcurrentPublishError, match="another writer"):
-        remote.publish(files(loser), tag="v1.1", parent=v10.commit, message="same tag")
-    with pytest.raises(ConcurrentPublishError, match="another writer"):
-        remote.publish(files(loser), tag="v1.2", parent=v10.commit, message="stale parent")
-    assert remote.tags() == {"v1.0": v10.commit, "v1.1": won.commit}
-    assert remote.read_file(won.commit, DATA_PATH) == winner.path.read_bytes()
-
-
-def test_unknown_version_names_what_exists(remote, spec, tmp_path):
-    publish(spec, remote, tmp_path, table_of(5))
-    with pytest.raises(RemoteNotFoundError, match=r"no version 'v9\.9' \(published: v1\.0\)"):
-        remote.resolve("v9.9")
+class TestS3Remote(RemoteContract):
+    @pytest.fixture
+    def remote(self, tmp_path, request) -> Remote:
+        return make_remote("s3", tmp_path, request)
