@@ -5,23 +5,37 @@ on the Hub), hub-regular (a server taking every file as a regular git file) and 
 from __future__ import annotations
 
 import json
+import re
+import socket
 from pathlib import Path
+from types import SimpleNamespace
 
+import huggingface_hub.utils._http
 import pyarrow as pa
 import pytest
 
 from dsm_assets.contenthash import hash_table
-from dsm_assets.errors import ConcurrentPublishError, RemoteNotFoundError
+from dsm_assets.errors import ConcurrentPublishError, RemoteCorruptError, RemoteError, RemoteNotFoundError
 from dsm_assets.publishing import DATA_PATH, INFO_PATH, publish_cleaned
 from dsm_assets.remotes.base import Remote
+from dsm_assets.remotes.hub import HubRemote
+from dsm_assets.remotes.local import LocalRemote
+from dsm_assets.remotes.s3 import S3Remote
 
 from .conftest import csv_entry, spec_from
-from .servers import cleaned_file, make_remote, table_of
+from .servers import BUCKET, HUB_TOKEN, cleaned_file, make_remote, table_of
 
 
 def publish(spec, remote, tmp_path, table: pa.Table, name: str = "a"):
     ref = cleaned_file(tmp_path / "clean" / f"{name}.parquet", table)
     return publish_cleaned(spec, remote, ref, data_dir=tmp_path / "data"), ref
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on: a connection to it is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def call(remote: Remote, op: str, commit: str, path: str, tmp_path: Path) -> object:
@@ -38,13 +52,17 @@ UNKNOWN_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 class RemoteContract:
-    """The tests every remote passes. A subclass overrides `remote` (an empty repo of its kind) and sets the
-    flags below."""
+    """The tests every remote passes. A subclass overrides `remote` (an empty repo of its kind) and `broken`
+    (one whose storage fails below it: an OS error or a transport failure), and sets the flags below."""
 
     counts_bytes_exactly = True  # bytes_uploaded is the size of the new files (the Hub may count some twice)
 
     @pytest.fixture
     def remote(self, tmp_path, request) -> Remote:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def broken(self, tmp_path, request) -> Remote:
         raise NotImplementedError
 
     @pytest.fixture
@@ -133,11 +151,52 @@ class RemoteContract:
         with pytest.raises(RemoteNotFoundError):
             call(remote, op, outcome.commit, "data/missing.parquet", tmp_path)
 
+    @pytest.mark.parametrize("op", [*READS, "publish"])
+    def test_a_failing_store_is_one_remote_error_naming_the_remote(self, broken, tmp_path, op):
+        data = cleaned_file(tmp_path / "clean" / "a.parquet", table_of(5)).path
+        with pytest.raises(RemoteError) as raised:
+            if op == "publish":
+                broken.publish({DATA_PATH: data}, tag="v1.0", parent=None, message="m")
+            else:
+                call(broken, op, UNKNOWN_COMMIT, DATA_PATH, tmp_path)
+        assert not isinstance(raised.value, RemoteNotFoundError)  # a failure, not an answer
+        assert str(raised.value).startswith(broken.url) and "\n" not in str(raised.value)
+
 
 class TestLocalRemote(RemoteContract):
     @pytest.fixture
     def remote(self, tmp_path, request) -> Remote:
         return make_remote("local", tmp_path, request)
+
+    @pytest.fixture
+    def broken(self, tmp_path, request) -> Remote:
+        """A remote whose root is a file: every path under it fails with NotADirectoryError."""
+        (tmp_path / "remote").write_text("not a folder")
+        return LocalRemote(tmp_path / "remote")
+
+    @pytest.mark.parametrize("op", ["read_file", "download", "load_table"])
+    @pytest.mark.parametrize("damage", ["removed", "a folder"])
+    def test_an_object_removed_or_replaced_by_a_folder_is_one_line(self, remote, spec, tmp_path, op, damage):
+        outcome, _ = publish(spec, remote, tmp_path, table_of(5))
+        obj = remote.object_path(outcome.commit, DATA_PATH)
+        obj.unlink()
+        if damage == "a folder":
+            obj.mkdir()
+        with pytest.raises(RemoteCorruptError, match=f"{re.escape(DATA_PATH)} at {outcome.commit[:12]} is unreadable"):
+            if op == "load_table":
+                remote.load_table(outcome.commit)
+            else:
+                call(remote, op, outcome.commit, DATA_PATH, tmp_path)
+
+    @pytest.mark.parametrize("ref", ["commit", "tag"])
+    def test_a_folder_where_a_commit_or_tag_file_belongs_is_one_line(self, remote, spec, tmp_path, ref):
+        outcome, _ = publish(spec, remote, tmp_path, table_of(5))
+        path = remote.root / "commits" / f"{outcome.commit}.json" if ref == "commit" else remote.root / "refs/tags/v1.0"
+        path.unlink()
+        path.mkdir()
+        line = f"^{re.escape(remote.url)}: read .* failed: {re.escape(str(path))}: Is a directory$"
+        with pytest.raises(RemoteError, match=line):
+            remote.list_files(outcome.commit) if ref == "commit" else remote.tags()
 
 
 class TestHubRemote(RemoteContract):
@@ -148,6 +207,13 @@ class TestHubRemote(RemoteContract):
     @pytest.fixture
     def remote(self, tmp_path, request) -> Remote:
         return make_remote("hub", tmp_path, request)
+
+    @pytest.fixture
+    def broken(self, tmp_path, monkeypatch) -> Remote:
+        # hf_hub_download retries a HEAD that cannot connect 5 times over ~23 s by itself: skip its sleeps
+        monkeypatch.setattr(huggingface_hub.utils._http, "time", SimpleNamespace(sleep=lambda _: None))
+        return HubRemote("dsm/unreachable", endpoint=f"http://127.0.0.1:{closed_port()}", token=HUB_TOKEN,
+                         cache_dir=tmp_path / "hf-cache", max_tries=2, backoff_seconds=0.01, transfer="lfs")
 
 
 class TestHubRegularRemote(TestHubRemote):
@@ -162,3 +228,8 @@ class TestS3Remote(RemoteContract):
     @pytest.fixture
     def remote(self, tmp_path, request) -> Remote:
         return make_remote("s3", tmp_path, request)
+
+    @pytest.fixture
+    def broken(self, tmp_path, aws_env) -> Remote:
+        return S3Remote(BUCKET, "datasets/unreachable", endpoint_url=f"http://127.0.0.1:{closed_port()}",
+                        max_attempts=2)
