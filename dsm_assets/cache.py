@@ -22,12 +22,20 @@ from typing import Any
 
 from dsm_assets import atomic, seals
 from dsm_assets.errors import CacheError, on_disk
-from dsm_assets.layout import CACHE_VERSIONS, CURRENT, INFO_PATH, cache_root, cache_version_dir, folder_name
+from dsm_assets.fingerprint import sha256_file
+from dsm_assets.layout import (
+    CACHE_MANIFEST,
+    CACHE_VERSIONS,
+    CURRENT,
+    INFO_PATH,
+    cache_root,
+    cache_version_dir,
+    folder_name,
+)
 from dsm_assets.registry import DatasetSpec, display_path
-from dsm_assets.remotes.base import Remote, sha256_file
+from dsm_assets.remotes.base import Remote
 from dsm_assets.versioning import parse_tag, wanted_version
 
-MANIFEST = "cache_manifest.json"
 SELF_HASH = "manifest_sha256"  # the manifest's own hash, over every other key
 
 
@@ -45,7 +53,7 @@ class CacheResult:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / MANIFEST).read_text())
+    return json.loads((folder / CACHE_MANIFEST).read_text())
 
 
 def _self_hash(manifest: dict[str, Any]) -> str:
@@ -68,11 +76,12 @@ def verify_folder(folder: Path, *, deep: bool) -> str | None:
     try:
         manifest = read_manifest(folder)
     except FileNotFoundError:
-        return f"{MANIFEST} is missing in {display_path(folder)}"
+        return f"{CACHE_MANIFEST} is missing in {display_path(folder)}"
     except (OSError, ValueError) as exc:
-        return f"{MANIFEST} in {display_path(folder)} is unreadable ({exc})"
+        return f"{CACHE_MANIFEST} in {display_path(folder)} is unreadable ({exc})"
     if not isinstance(manifest, dict) or manifest.get(SELF_HASH) != _self_hash(manifest):
-        return f"{display_path(folder / MANIFEST)} does not match its own hash (corrupted, or from an older version)"
+        return (f"{display_path(folder / CACHE_MANIFEST)} does not match its own hash (corrupted, or from an older "
+                "version)")
     for path, entry in sorted(manifest["files"].items()):
         local = folder / path
         shown = display_path(local)
@@ -162,7 +171,7 @@ def _download(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, targe
                     "content_hash": info["content_hash"], "rows": table.num_rows, "files": files,
                     "cached_at": datetime.now(UTC).isoformat(timespec="seconds")}
         manifest[SELF_HASH] = _self_hash(manifest)
-        atomic.write_json(tmp / MANIFEST, manifest)
+        atomic.write_json(tmp / CACHE_MANIFEST, manifest)
         if target.exists():  # an incomplete or corrupted folder of the same version: replace it
             shutil.rmtree(target)
         os.rename(tmp, target)

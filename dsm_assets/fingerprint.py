@@ -5,6 +5,7 @@ now is hashed but not cached: it could still change within the same mtime tick (
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -38,6 +39,11 @@ def digest_file(path: Path, hasher: Any) -> str:
         while n := f.readinto(buf):
             hasher.update(view[:n])
     return hasher.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """A file's sha256 (hex): the content address the remotes and the offline cache record."""
+    return digest_file(path, hashlib.sha256())
 
 
 def hash_file(path: Path) -> str:

@@ -6,6 +6,8 @@ built here through `paths.under`/`paths.inside`, so none can lead out of the dat
     <data>/.dsm/published/<dataset>.json                       latest published version (dsm registry)
     <data>/.dsm/verified/<dataset>.json                        latest version whose round_trip passed
     <data>/.dsm/staging/                                       a publish's staged files
+    <data>/.dsm/hf-cache/                                      a hub remote's downloads
+    <data>/remote/<owner>/<name>/                              the local remote (objects, commits, refs)
     <data>/<cache_dir>/versions/<tag>-<commit12>/              an offline cached version
     <data>/<cache_dir>/current -> versions/…                   the version loaders read
     <outputs>/shards/<dataset>/<tag>-<commit12>/               WebDataset shards + manifest.json
@@ -15,6 +17,7 @@ A published version (on every remote) holds DATA_PATH, CARD_PATH and INFO_PATH."
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +32,13 @@ DATA_GLOB = "data/train-*.parquet"
 CARD_PATH = "README.md"
 INFO_PATH = "dsm.json"
 
+def data_parquet(paths: Iterable[str]) -> list[str]:
+    """The dataset's parquet files among a version's `paths` (not the card, dsm.json or shards), sorted."""
+    return sorted(p for p in paths if p.startswith("data/") and p.endswith(".parquet"))
+
+
+CACHE_MANIFEST = "cache_manifest.json"  # in each cached version folder
+SHARDS_MANIFEST = "manifest.json"  # in each shard folder
 CACHE_VERSIONS = "versions"
 CURRENT = "current"
 LATEST = "latest"
@@ -58,6 +68,21 @@ def verified_record(data_dir: Path, name: str) -> Path:
 def staging_dir(data_dir: Path) -> Path:
     """Where a publish stages its files (the data dir's disk, never $TMPDIR)."""
     return under(data_dir, ".dsm", "staging")
+
+
+def local_remote_root(data_dir: Path, repo: str) -> Path:
+    """The embedded default remote: `<data>/remote/<owner>/<name>/` (objects, commits, refs)."""
+    return under(data_dir, "remote", *repo.split("/"))
+
+
+def hub_download_cache(data_dir: Path) -> Path:
+    """Where huggingface_hub keeps what a hub remote downloads (on the data dir's disk)."""
+    return under(data_dir, ".dsm", "hf-cache")
+
+
+def s3_prefix(spec: DatasetSpec) -> str:
+    """A dataset's key prefix in its bucket: `<remote.prefix>/<dataset>`."""
+    return f"{spec.remote.prefix}/{spec.name}"
 
 
 def cache_root(spec: DatasetSpec, data_dir: Path) -> Path:

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dsm_assets.cache import MANIFEST as CACHE_MANIFEST
 from dsm_assets.errors import LineageError, StateError
 from dsm_assets.layout import (
+    CACHE_MANIFEST,
     INFO_PATH,
     LATEST,
     cache_version_dir,

@@ -8,7 +8,7 @@ from typing import Any
 
 from dsm_assets.cache import read_manifest
 from dsm_assets.remotes.base import Remote
-from dsm_assets.shards.manifest import MANIFEST
+from dsm_assets.shards.manifest import SHARDS_MANIFEST
 
 
 @dataclass(frozen=True)
@@ -42,5 +42,5 @@ def _files(folder: Path, manifest: dict[str, Any], cache_folder: Path, folder_li
     nested = len(manifest["shards"]) > folder_limit
     files.update({f"shards/{f'{i // folder_limit:05d}/' if nested else ''}{s['name']}": folder / s["name"]
                   for i, s in enumerate(manifest["shards"])})
-    files["shards/" + MANIFEST] = folder / MANIFEST
+    files["shards/" + SHARDS_MANIFEST] = folder / SHARDS_MANIFEST
     return files

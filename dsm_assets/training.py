@@ -26,7 +26,7 @@ from dsm_assets.errors import StateError, on_disk
 from dsm_assets.layout import LATEST, models_dir
 from dsm_assets.lineage import LINEAGE, read_lineage_file
 from dsm_assets.registry import DatasetSpec, ModelSpec
-from dsm_assets.shards import MANIFEST, manifest_hash, webdataset_pipeline
+from dsm_assets.shards import SHARDS_MANIFEST, manifest_hash, webdataset_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def train_model(model: ModelSpec, dataset: DatasetSpec, *, shards_folder: Path, 
                 upstream: dict[str, Any], run_id: str | None) -> ModelResult:
     """Train `model` on the shards in `shards_folder`. `upstream` is what the orchestrator knows about the
     data's history (remote URL, cleaned version, raw fingerprint), recorded in lineage.json."""
-    manifest = json.loads((shards_folder / MANIFEST).read_text())
+    manifest = json.loads((shards_folder / SHARDS_MANIFEST).read_text())
     version = model_version(manifest)
     root = models_dir(outputs_dir, model.name)
     with on_disk(root, f"training {model.name}"), atomic.dir_lock(root):

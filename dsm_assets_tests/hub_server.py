@@ -10,7 +10,8 @@ The real `huggingface_hub` (2.4) and `datasets` (5.2) clients work against it wh
     the object on a second port (another origin, like the Hub's CDN) with `X-Linked-Etag`/`X-Linked-Size`.
     The client takes that path with `HF_HUB_DISABLE_XET` (HubRemote(transfer="lfs")); with Xet on it asks
     `xet-write-token`, which answers `xet_token_status` (503 by default): there is no Xet storage here.
-See ../shared/notes/hub-api.md for the protocol facts this follows.
+It follows the Hub's HTTP API as those clients call it (the routes, JSON shapes, status codes and error
+headers listed below), so the tests go through the clients' real request, retry and error paths.
 
 Endpoints (`T` is `datasets`, `models` or `spaces`; `{repo}` is `ns/name`; `{rev}` is a branch, tag,
 `refs/heads/x`, `refs/tags/x`, full sha or a unique sha prefix of 7+ characters, percent-encoded):

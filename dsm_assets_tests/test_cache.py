@@ -8,7 +8,7 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from dsm_assets.cache import MANIFEST, refresh_cache
+from dsm_assets.cache import CACHE_MANIFEST, refresh_cache
 from dsm_assets.contenthash import hash_table
 from dsm_assets.errors import CacheError
 from dsm_assets.layout import DATA_PATH, cache_root
@@ -22,7 +22,7 @@ def test_refresh_builds_a_verified_version_folder_and_points_current_at_it(data_
     result = cache_latest(p, data_dir)
     root = cache_root(p.spec, data_dir)
     assert (root / "current").resolve() == result.path and result.path.name == f"v1.0-{p.outcome.commit[:12]}"
-    manifest = json.loads((result.path / MANIFEST).read_text())
+    manifest = json.loads((result.path / CACHE_MANIFEST).read_text())
     assert (manifest["dataset"], manifest["version"], manifest["commit"]) == ("chords", "v1.0", p.outcome.commit)
     assert set(manifest["files"]) == {DATA_PATH, "README.md", "dsm.json"}
     assert manifest["files"][DATA_PATH]["size"] == (result.path / DATA_PATH).stat().st_size

@@ -38,7 +38,7 @@ from dsm_assets.preflight import preflight
 from dsm_assets.publishing import publish_cleaned
 from dsm_assets.registry import DatasetSpec, load_registry
 from dsm_assets.remotes.base import Remote
-from dsm_assets.shards import MANIFEST, write_shards
+from dsm_assets.shards import SHARDS_MANIFEST, write_shards
 from dsm_assets.shards.checks import evaluate
 from dsm_assets.state import record_verified
 from dsm_assets.versioning import latest_tag
@@ -275,7 +275,7 @@ def test_shard_writing_killed_anywhere_leaves_no_manifest_or_valid_shards(killer
     for seed, delay in matrix.points:
         shutil.rmtree(folder)
         exitcode, _ = killer.run("shards", args, kill_after=delay)
-        state = "new" if (folder / MANIFEST).exists() else "old"
+        state = "new" if (folder / SHARDS_MANIFEST).exists() else "old"
         checks = [ok for ok, _ in evaluate(spec, folder, data_dir).values()]
         # the manifest is written last: with one every check passes; without one the blocking checks fail
         assert all(checks) if state == "new" else not any(checks), matrix.where(seed, delay)
@@ -283,6 +283,6 @@ def test_shard_writing_killed_anywhere_leaves_no_manifest_or_valid_shards(killer
         assert result.written == (state == "old") and temps(folder) == []
         matrix.record(seed, delay, exitcode, state)
     matrix.finish()
-    assert json.loads((old.folder / MANIFEST).read_text()) == old.manifest
+    assert json.loads((old.folder / SHARDS_MANIFEST).read_text()) == old.manifest
     assert all(ok for ok, _ in evaluate(spec, old.folder, data_dir).values())
     assert all(ok for ok, _ in evaluate(spec, folder, data_dir).values())

@@ -77,3 +77,13 @@ def test_a_password_in_an_endpoint_url_is_never_printed(tmp_path):
     assert "s3cret" not in shown and "***@127.0.0.1" in shown
     s3 = S3Remote("b", "p/d", endpoint_url=f"http://key:s3cret@127.0.0.1:{port}", max_attempts=1)
     assert "s3cret" not in s3.version_url("v1.0")
+
+
+def test_dsm_remotes_hands_its_fields_to_remote_settings_and_masks_hf_token(monkeypatch):
+    from dsm_assets.remotes import RemoteSettings
+
+    assert DsmRemotes().settings() == RemoteSettings()  # same fields, same defaults
+    monkeypatch.setenv("HF_TOKEN", HUB_TOKEN)
+    remotes = DsmRemotes.from_env()
+    assert isinstance(remotes.hf_token, dg.EnvVar) and remotes.settings().hf_token == remotes.hf_token
+    assert HUB_TOKEN not in repr(remotes.settings())

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from dsm_assets.checks import CheckOutcome
-from dsm_assets.shards import MANIFEST, write_shards
+from dsm_assets.shards import SHARDS_MANIFEST, write_shards
 from dsm_assets.shards.checks import DESCRIPTIONS, check_shards
 
 from .caching import cache_latest, publish_and_verify
@@ -53,17 +53,17 @@ def test_missing_shard_fails_shard_count_and_integrity_only(shapes, data_dir):
 
 def test_manifest_with_a_wrong_self_hash_fails_every_check_with_one_line(shapes, data_dir):
     spec, folder, manifest = shapes
-    (folder / MANIFEST).write_text(json.dumps({**manifest, "dataset": "other"}))
+    (folder / SHARDS_MANIFEST).write_text(json.dumps({**manifest, "dataset": "other"}))
     outcomes = check_shards(spec, folder, data_dir)
     assert [o.name for o in outcomes] == list(DESCRIPTIONS) and not any(o.passed for o in outcomes)
     assert {o.description for o in outcomes} == {
-        f"{folder / MANIFEST} does not match its own hash (corrupted, or written by an older version); "
+        f"{folder / SHARDS_MANIFEST} does not match its own hash (corrupted, or written by an older version); "
         "materialise the shards again to rewrite it"}
 
 
 def test_unreadable_manifest_fails_every_check(shapes, data_dir):
     spec, folder, _ = shapes
-    (folder / MANIFEST).write_text("{")
+    (folder / SHARDS_MANIFEST).write_text("{")
     outcomes = check_shards(spec, folder, data_dir)
     assert not any(o.passed for o in outcomes)
     assert all(o.description.startswith(f"manifest.json unreadable in {folder}: ") for o in outcomes)

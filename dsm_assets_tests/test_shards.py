@@ -10,7 +10,7 @@ import pytest
 import webdataset as wds
 
 from dsm_assets.shards import (
-    MANIFEST,
+    SHARDS_MANIFEST,
     ShardError,
     sealed,
     shard_urls,
@@ -102,11 +102,11 @@ def test_manifest_that_disagrees_with_the_shards(shapes, data_dir):
     spec, folder, manifest = shapes
     manifest["shards"][0]["samples"] += 1
     manifest["total_samples"] += 1
-    (folder / MANIFEST).write_text(json.dumps(manifest))  # edited by hand: fails its own hash
+    (folder / SHARDS_MANIFEST).write_text(json.dumps(manifest))  # edited by hand: fails its own hash
     assert {text for _, text in checks(spec, folder, data_dir).values()} == {
-        f"{folder / MANIFEST} does not match its own hash (corrupted, or written by an older version); "
+        f"{folder / SHARDS_MANIFEST} does not match its own hash (corrupted, or written by an older version); "
         "materialise the shards again to rewrite it"}
-    (folder / MANIFEST).write_text(json.dumps(sealed(manifest)))  # wrong but consistent, as a buggy writer's
+    (folder / SHARDS_MANIFEST).write_text(json.dumps(sealed(manifest)))  # wrong but consistent, as a buggy writer's
     got = checks(spec, folder, data_dir)
     assert not got["integrity"][0]
     assert "shapes-000000.tar holds 100 samples, the manifest says 101" in got["integrity"][1]
@@ -150,7 +150,7 @@ def test_a_killed_writer_leaves_no_manifest_and_the_next_run_completes(data_dir,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == -9, done.stderr[-2000:]
     folder = next((outputs / "shards" / "shapes").iterdir())
-    assert not (folder / MANIFEST).exists() and any(p.name.startswith(".tmp-") for p in folder.iterdir())
+    assert not (folder / SHARDS_MANIFEST).exists() and any(p.name.startswith(".tmp-") for p in folder.iterdir())
     result = write_shards(spec, cached.path, outputs)
     assert result.written and not any(p.name.startswith(".tmp-") for p in folder.iterdir())
     assert all(passed for passed, _ in evaluate(spec, result.folder, data_dir).values())

@@ -25,7 +25,7 @@ from dsm_assets.lineage import LINEAGE, chain
 from dsm_assets.publishing import PublishOutcome
 from dsm_assets.records import CachedVersion, PublishedVersion, ShardSet, TrainedModel
 from dsm_assets.registry import DatasetSpec, ModelSpec
-from dsm_assets.shards import MANIFEST, ShardsResult
+from dsm_assets.shards import SHARDS_MANIFEST, ShardsResult
 
 # Keys more than one hop writes: the version tag and commit a hop holds, its folder or file, its row count.
 VERSION = "version"
@@ -152,7 +152,7 @@ def shards_metadata(result: ShardsResult, published: str) -> dict[str, Any]:
     return {
         VERSION: m["version"], COMMIT: m["commit"], SHARD_COUNT: len(m["shards"]),
         ROW_COUNT: m["total_samples"], "size": size(sum(s["bytes"] for s in m["shards"])),
-        MANIFEST_PATH: dg.MetadataValue.path(str(result.folder / MANIFEST)),
+        MANIFEST_PATH: dg.MetadataValue.path(str(result.folder / SHARDS_MANIFEST)),
         MANIFEST_HASH: result.manifest_hash, "written": result.written, "fields": ", ".join(m["fields"]),
         "published": published,
     }
@@ -187,7 +187,7 @@ def model_metadata(result: training.ModelResult, cache_dir: Path) -> dict[str, A
         CONTENT_HASH: d["content_hash"],
         SHARDS_MANIFEST_HASH: d["shards"]["manifest_hash"],
         "shards": d["shards"]["count"],
-        "shards_manifest": dg.MetadataValue.path(str(Path(d["shards"]["folder"]) / MANIFEST)),
+        "shards_manifest": dg.MetadataValue.path(str(Path(d["shards"]["folder"]) / SHARDS_MANIFEST)),
         "cleaned_content_hash": d.get("cleaned_version") or d["content_hash"],
         RAW_FINGERPRINT: d.get("raw_fingerprint") or "unknown",
         "training_run": dg.MetadataValue.dagster_run(run_id) if run_id else "-",

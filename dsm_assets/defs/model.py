@@ -16,7 +16,7 @@ from dsm_assets.layout import cache_root
 from dsm_assets.lineage import upstream_of
 from dsm_assets.preflight import preflight
 from dsm_assets.registry import DatasetSpec, ModelSpec
-from dsm_assets.shards import MANIFEST
+from dsm_assets.shards import SHARDS_MANIFEST
 
 
 def build_model_asset(*, model: ModelSpec, dataset: DatasetSpec) -> dg.AssetsDefinition:
@@ -38,7 +38,7 @@ def build_model_asset(*, model: ModelSpec, dataset: DatasetSpec) -> dg.AssetsDef
         sharded = handoff.read_shards(context.instance, dataset)
         if sharded is None:
             raise dg.Failure(f"{dataset.name}/shards was never materialised; materialise it first")
-        manifest = json.loads((sharded.folder / MANIFEST).read_text())
+        manifest = json.loads((sharded.folder / SHARDS_MANIFEST).read_text())
         if manifest["commit"] != state.commit:
             raise dg.Failure(f"{name} was not trained: the {dataset.name} shards are of {manifest['version']} but "
                              f"the cache holds {state.version}; materialise {dataset.name}/shards")

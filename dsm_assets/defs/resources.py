@@ -26,7 +26,8 @@ class DsmPaths(dg.ConfigurableResource):
 
 class DsmRemotes(dg.ConfigurableResource):
     """Remote endpoints and credentials. Built from HF_ENDPOINT, HF_TOKEN (as an EnvVar, so Dagster masks it)
-    and AWS_ENDPOINT_URL when definitions load; AWS credentials come from boto3's standard chain."""
+    and AWS_ENDPOINT_URL when definitions load; AWS credentials come from boto3's standard chain. Each field
+    is the RemoteSettings field of the same name (the ones a run may set), handed over by `settings()`."""
 
     hf_endpoint: str | None = None
     hf_token: str | None = None
@@ -40,8 +41,8 @@ class DsmRemotes(dg.ConfigurableResource):
                    hf_token=dg.EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None,
                    aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
 
+    def settings(self) -> RemoteSettings:
+        return RemoteSettings(**self.model_dump())
+
     def open(self, spec: DatasetSpec, data_dir: Path) -> Remote:
-        settings = RemoteSettings(hf_endpoint=self.hf_endpoint, hf_token=self.hf_token,
-                                  aws_endpoint_url=self.aws_endpoint_url, max_tries=self.max_tries,
-                                  backoff_seconds=self.backoff_seconds)
-        return open_remote(spec, data_dir=data_dir, settings=settings)
+        return open_remote(spec, data_dir=data_dir, settings=self.settings())

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsm_assets.errors import RemoteError
-from dsm_assets.paths import under
+from dsm_assets.layout import hub_download_cache, local_remote_root, s3_prefix
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.remotes.base import Published, Remote
 
@@ -53,14 +53,14 @@ def open_remote(spec: DatasetSpec, *, data_dir: Path, settings: RemoteSettings |
 
         return HubRemote(remote.repo, endpoint=settings.hf_endpoint or DEFAULT_HUB_ENDPOINT,
                          token=settings.hf_token, private=remote.private, create=remote.create,
-                         cache_dir=under(data_dir, ".dsm", "hf-cache"), max_tries=settings.max_tries,
+                         cache_dir=hub_download_cache(data_dir), max_tries=settings.max_tries,
                          backoff_seconds=settings.backoff_seconds, max_wait_seconds=settings.max_wait_seconds,
                          transfer=remote.transfer)
     if remote.kind == "s3":
         from dsm_assets.remotes.s3 import S3Remote
 
-        return S3Remote(remote.bucket, f"{remote.prefix}/{spec.name}", endpoint_url=settings.aws_endpoint_url,
+        return S3Remote(remote.bucket, s3_prefix(spec), endpoint_url=settings.aws_endpoint_url,
                         max_attempts=settings.max_tries)
     from dsm_assets.remotes.local import LocalRemote
 
-    return LocalRemote(under(data_dir, "remote", *remote.repo.split("/")))
+    return LocalRemote(local_remote_root(data_dir, remote.repo))

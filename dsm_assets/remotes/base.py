@@ -8,21 +8,20 @@ writers cannot both publish `v1.1` and a crash leaves the previous version as th
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from dsm_assets.errors import ConcurrentPublishError, RemoteNotFoundError
-from dsm_assets.fingerprint import digest_file
+from dsm_assets.layout import data_parquet
 from dsm_assets.versioning import latest_tag
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-DATA_GLOB = "data/train-*.parquet"
-
 
 @dataclass(frozen=True)
 class Published:
@@ -73,9 +72,14 @@ class Remote(ABC):
         content on their side (the Hub, S3 with checksums) have nothing to repair."""
         return []
 
-    @abstractmethod
     def load_table(self, commit: str) -> pa.Table:
-        """The dataset at `commit`, read through this remote's normal read path."""
+        """The dataset at `commit`: its data parquet files read through `read_file`. Remotes with a better
+        read path (a reader of their own, more checks) override this."""
+        import pyarrow as pa  # imported on use: this module is imported by commands that must start fast
+        import pyarrow.parquet as pq
+
+        files = data_parquet(self.list_files(commit))
+        return pa.concat_tables(pq.read_table(io.BytesIO(self.read_file(commit, p))) for p in files)
 
     def resolve(self, tag: str) -> str:
         tags = self.tags()
@@ -93,6 +97,11 @@ def ensure_publishable(url: str, tags: Mapping[str, str], tag: str, parent: str 
                                      f"{tag} was not created. Re-run to publish on top of it")
 
 
+def commit_id(body: Mapping[str, Any]) -> str:
+    """The id of a commit (local) or version manifest (S3): sha1 of its body as JSON with sorted keys."""
+    return hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def redact_url(url: str) -> str:
     """`url` without a user:password part (an endpoint like http://user:pass@host is printed as http://***@host)."""
     scheme, sep, rest = url.partition("://")
@@ -102,7 +111,3 @@ def redact_url(url: str) -> str:
     if "@" not in authority:
         return url
     return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
-
-
-def sha256_file(path: Path) -> str:
-    return digest_file(path, hashlib.sha256())

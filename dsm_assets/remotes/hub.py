@@ -47,14 +47,20 @@ from typing import Any, TypeVar
 import httpx2
 import pyarrow as pa
 from huggingface_hub import CommitOperationAdd, HfApi, constants
-from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 from huggingface_hub.lfs import post_lfs_batch_info
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from dsm_assets.errors import ConcurrentPublishError, RemoteAuthError, RemoteError, RemoteNotFoundError
-from dsm_assets.fingerprint import digest_file
+from dsm_assets.fingerprint import digest_file, sha256_file
 from dsm_assets.registry import TRANSFERS
-from dsm_assets.remotes.base import Published, Remote, ensure_publishable, redact_url, sha256_file
+from dsm_assets.remotes.base import Published, Remote, ensure_publishable, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +265,7 @@ class HubRemote(Remote):
                             before_sleep=lambda state: self._log_wait(what, state))
         try:
             return retrying(fn, *args, **kwargs)
-        except (HfHubHTTPError, httpx2.TransportError, *XET_ERRORS) as exc:
+        except (HfHubHTTPError, httpx2.TransportError, LocalEntryNotFoundError, *XET_ERRORS) as exc:
             raise self._translate(exc, what) from None
 
     def _wait(self, state: RetryCallState) -> float:
@@ -285,6 +291,8 @@ class HubRemote(Remote):
                         state.attempt_number + 1, self.max_tries)
 
     def _translate(self, exc: Exception, what: str) -> RemoteError:
+        if isinstance(exc, LocalEntryNotFoundError):  # hf_hub_download could not reach the file, after its own retries
+            return RemoteError(f"{self.url}: {what} failed: the Hub did not answer ({_reason(exc.__cause__ or exc)})")
         status = _status(exc)
         if isinstance(exc, XET_ERRORS) and not isinstance(exc, HfHubHTTPError):
             reason = _reason(exc).replace(self._token, "***") if self._token else _reason(exc)

@@ -10,12 +10,12 @@ an atomic rename, so a crash at any point leaves the previous version as the lat
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,10 +23,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dsm_assets import atomic
-from dsm_assets.errors import RemoteCorruptError, RemoteError, RemoteNotFoundError
-from dsm_assets.remotes.base import Published, Remote, ensure_publishable, sha256_file
+from dsm_assets.errors import REMEDIES, DsmError, RemoteCorruptError, RemoteError, RemoteNotFoundError
+from dsm_assets.fingerprint import sha256_file
+from dsm_assets.layout import data_parquet
+from dsm_assets.remotes.base import Published, Remote, commit_id, ensure_publishable
 
 log = logging.getLogger(__name__)
+FIX = "the next publish re-stores it from the cleaned data or the offline cache"
 
 
 class LocalRemote(Remote):
@@ -47,13 +50,19 @@ class LocalRemote(Remote):
         tag_dir = self.root / "refs" / "tags"
         if not tag_dir.is_dir():
             return {}
-        return {p.name: p.read_text().strip() for p in tag_dir.iterdir() if not p.name.startswith(".")}
+        with self._errors("read tags"):
+            return {p.name: p.read_text().strip() for p in tag_dir.iterdir() if not p.name.startswith(".")}
 
     def head(self) -> str | None:
         ref = self.root / "refs" / "heads" / "main"
-        return ref.read_text().strip() if ref.exists() else None
+        with self._errors("read main"):
+            return ref.read_text().strip() if ref.exists() else None
 
     def publish(self, files: Mapping[str, Path], *, tag: str, parent: str | None, message: str) -> Published:
+        with self._errors(f"publish {tag}"):
+            return self._publish(files, tag=tag, parent=parent, message=message)
+
+    def _publish(self, files: Mapping[str, Path], *, tag: str, parent: str | None, message: str) -> Published:
         uploaded = 0
         entries = {}
         for path, local in sorted(files.items()):
@@ -62,9 +71,8 @@ class LocalRemote(Remote):
             entries[path] = {"sha256": digest, "size": local.stat().st_size}
         body = {"parent": parent, "message": message, "files": entries,
                 "created": datetime.now(UTC).isoformat(timespec="seconds")}
-        raw = json.dumps(body, sort_keys=True).encode()
-        commit = hashlib.sha1(raw).hexdigest()
-        atomic.write_bytes(self.root / "commits" / f"{commit}.json", raw)
+        commit = commit_id(body)
+        atomic.write_bytes(self.root / "commits" / f"{commit}.json", json.dumps(body, sort_keys=True).encode())
         self._verify(commit)
         with atomic.dir_lock(self.root / "refs"):
             self._promote(commit, tag=tag, parent=parent)
@@ -103,10 +111,11 @@ class LocalRemote(Remote):
 
     def _commit(self, commit: str) -> dict:
         path = self.root / "commits" / f"{commit}.json"
-        try:
-            return json.loads(path.read_text())
-        except FileNotFoundError:
-            raise RemoteNotFoundError(f"{self.url}: no commit {commit}") from None
+        with self._errors(f"read commit {commit[:12]}"):
+            try:
+                return json.loads(path.read_text())
+            except FileNotFoundError:
+                raise RemoteNotFoundError(f"{self.url}: no commit {commit}") from None
 
     def list_files(self, commit: str) -> dict[str, int]:
         return {p: e["size"] for p, e in self._commit(commit)["files"].items()}
@@ -123,9 +132,20 @@ class LocalRemote(Remote):
         return self._intact(commit, path, self._commit(commit)["files"][path]["sha256"]).read_bytes()
 
     def download(self, commit: str, path: str, dest: Path) -> None:
-        shutil.copyfile(self.object_path(commit, path), dest)
+        """Copy the stored object to `dest`; an error writing `dest` is the caller's disk and stays an OSError."""
+        obj = self.object_path(commit, path)
+        try:
+            source = obj.open("rb")
+        except OSError as exc:
+            raise _unreadable(obj, path, commit, exc) from None
+        with source, open(dest, "wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
 
     def repair(self, commit: str, files: Mapping[str, Path]) -> list[str]:
+        with self._errors(f"repair {commit[:12]}"):
+            return self._repair(commit, files)
+
+    def _repair(self, commit: str, files: Mapping[str, Path]) -> list[str]:
         entries, repaired = self._commit(commit)["files"], []
         for path, local in sorted(files.items()):
             digest = entries.get(path, {}).get("sha256")
@@ -143,19 +163,32 @@ class LocalRemote(Remote):
         still hashes to its address: round_trip names any that does not."""
         files = self._commit(commit)["files"]
         checked = {p: self._intact(commit, p, e["sha256"]) for p, e in sorted(files.items())}
-        parquet = sorted(p for p in files if p.startswith("data/") and p.endswith(".parquet"))
-        return pa.concat_tables(pq.read_table(checked[p]) for p in parquet)
+        return pa.concat_tables(pq.read_table(checked[p]) for p in data_parquet(files))
 
     def _intact(self, commit: str, path: str, digest: str) -> Path:
         """The object behind `path` at `commit`, after checking it still hashes to its address."""
         obj = self.root / "objects" / digest
-        fix = "the next publish re-stores it from the cleaned data or the offline cache"
         try:
             actual = sha256_file(obj)
         except OSError as exc:
-            raise RemoteCorruptError(f"{obj}: {path} at {commit[:12]} is unreadable ({exc.strerror or exc}); "
-                                     f"{fix}") from None
+            raise _unreadable(obj, path, commit, exc) from None
         if actual != digest:
             raise RemoteCorruptError(f"{obj}: {path} at {commit[:12]} is corrupt: sha256 {actual}, expected "
-                                     f"{digest}; {fix}")
+                                     f"{digest}; {FIX}")
         return obj
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """OSError → RemoteError naming this remote (an object that cannot be read is `_unreadable` instead)."""
+        try:
+            yield
+        except OSError as exc:
+            if isinstance(exc, DsmError):  # already one line of ours
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            remedy = f"; {REMEDIES[exc.errno]}" if exc.errno in REMEDIES else ""
+            raise RemoteError(f"{self.url}: {what} failed: {where}{exc.strerror or exc}{remedy}") from None
+
+
+def _unreadable(obj: Path, path: str, commit: str, exc: OSError) -> RemoteCorruptError:
+    return RemoteCorruptError(f"{obj}: {path} at {commit[:12]} is unreadable ({exc.strerror or exc}); {FIX}")

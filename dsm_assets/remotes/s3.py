@@ -12,21 +12,18 @@ endpoint comes from AWS_ENDPOINT_URL and credentials from the standard chain."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
-import pyarrow as pa
-import pyarrow.parquet as pq
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from dsm_assets.errors import RemoteAuthError, RemoteError, RemoteNotFoundError
-from dsm_assets.remotes.base import Published, Remote, ensure_publishable, redact_url, sha256_file
+from dsm_assets.fingerprint import sha256_file
+from dsm_assets.remotes.base import Published, Remote, commit_id, ensure_publishable, redact_url
 from dsm_assets.versioning import latest_tag
 
 AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
@@ -95,7 +92,7 @@ class S3Remote(Remote):
         self._verify(entries)
         body = {"parent": parent, "message": message, "files": entries, "tag": tag,
                 "created": datetime.now(UTC).isoformat(timespec="seconds")}
-        body["commit"] = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        body["commit"] = commit_id(body)
         self._claim(tag, body, parent)
         self._manifest_cache[tag] = body
         return Published(tag=tag, commit=body["commit"], bytes_uploaded=uploaded, files=tuple(sorted(entries)))
@@ -153,11 +150,6 @@ class S3Remote(Remote):
         extra = {"VersionId": version_id} if version_id else {}
         with self._errors(f"read {key}"):
             return self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
-
-    def load_table(self, commit: str) -> pa.Table:
-        files = self._manifest_for(commit)["files"]
-        parquet = sorted(p for p in files if p.startswith("data/") and p.endswith(".parquet"))
-        return pa.concat_tables(pq.read_table(io.BytesIO(self.read_file(commit, p))) for p in parquet)
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:

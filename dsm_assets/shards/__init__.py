@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dsm_assets.errors import ShardError
 from dsm_assets.shards.manifest import (
-    MANIFEST,
     SEALS,
     SELF_HASH,
+    SHARDS_MANIFEST,
     manifest_hash,
     manifest_problem,
     sealed,
@@ -22,6 +22,18 @@ from dsm_assets.shards.reading import current_shards, read_back, shard_urls, web
 from dsm_assets.shards.writing import ShardsResult, write_shards
 
 __all__ = [
-    "MANIFEST", "SEALS", "SELF_HASH", "ShardError", "ShardsResult", "current_shards", "manifest_hash",
-    "manifest_problem", "read_back", "sealed", "shard_urls", "verify_shards", "webdataset_pipeline", "write_shards",
+    "SEALS",
+    "SELF_HASH",
+    "SHARDS_MANIFEST",
+    "ShardError",
+    "ShardsResult",
+    "current_shards",
+    "manifest_hash",
+    "manifest_problem",
+    "read_back",
+    "sealed",
+    "shard_urls",
+    "verify_shards",
+    "webdataset_pipeline",
+    "write_shards",
 ]

@@ -14,7 +14,7 @@ from dsm_assets.cache import read_manifest
 from dsm_assets.checks import CheckOutcome
 from dsm_assets.layout import cache_version_dir
 from dsm_assets.registry import DatasetSpec
-from dsm_assets.shards.manifest import MANIFEST, manifest_problem, verify_shards
+from dsm_assets.shards.manifest import SHARDS_MANIFEST, manifest_problem, verify_shards
 from dsm_assets.shards.reading import read_back
 
 DESCRIPTIONS = {
@@ -30,7 +30,7 @@ DESCRIPTIONS = {
 def check_shards(spec: DatasetSpec, folder: Path, data_dir: Path) -> list[CheckOutcome]:
     """Every check on the shards in `folder`, in the order of DESCRIPTIONS."""
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = json.loads((folder / SHARDS_MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         return _all_failed(f"manifest.json unreadable in {folder}: {exc}")
     if problem := manifest_problem(folder, manifest):

@@ -13,8 +13,8 @@ import xxhash
 
 from dsm_assets import atomic, seals
 from dsm_assets.fingerprint import hash_file
+from dsm_assets.layout import SHARDS_MANIFEST
 
-MANIFEST = "manifest.json"
 SEALS = ".seals.json"  # each shard's mtime when last verified (not part of the manifest: no data version)
 SELF_HASH = "manifest_xxh3_128"  # the manifest's own hash, over every other key
 log = logging.getLogger("dsm_assets.shards")
@@ -37,7 +37,7 @@ def sealed(manifest: dict[str, Any]) -> dict[str, Any]:
 def manifest_problem(folder: Path, manifest: Any) -> str | None:
     """Why the manifest read from `folder` cannot be trusted (not ours, or changed since written), or None."""
     if not isinstance(manifest, dict) or manifest.get(SELF_HASH) != _self_hash(manifest):
-        return f"{folder / MANIFEST} does not match its own hash (corrupted, or written by an older version)"
+        return f"{folder / SHARDS_MANIFEST} does not match its own hash (corrupted, or written by an older version)"
     return None
 
 
@@ -64,7 +64,7 @@ def reusable(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
     """The manifest of shards already in `folder` when every shard still matches it (a shard whose stat
     changed since it was written is re-hashed); else (None, the first problem, if there were shards)."""
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = json.loads((folder / SHARDS_MANIFEST).read_text())
         shards = manifest["shards"]
         mtimes = _read_seals(folder)
         problems = [seals.broken(folder / s["name"], {"size": s["bytes"], "mtime_ns": mtimes.get(s["name"]),

@@ -13,7 +13,7 @@ from dsm_assets.cache import read_manifest
 from dsm_assets.errors import ShardError
 from dsm_assets.layout import cache_current, shards_dir
 from dsm_assets.registry import DatasetSpec
-from dsm_assets.shards.manifest import MANIFEST, verify_shards
+from dsm_assets.shards.manifest import SHARDS_MANIFEST, verify_shards
 
 
 def shard_urls(folder: Path, manifest: dict[str, Any]) -> list[str]:
@@ -28,7 +28,7 @@ def current_shards(spec: DatasetSpec, data_dir: Path, outputs_dir: Path) -> Path
         raise ShardError(f"{spec.name}: no offline cache, so no shards; run `dsm preflight {spec.name}`")
     source = read_manifest(current.resolve())
     folder = shards_dir(outputs_dir, spec, source["version"], source["commit"])
-    if not (folder / MANIFEST).exists():
+    if not (folder / SHARDS_MANIFEST).exists():
         raise ShardError(f"{spec.name}: no shards for {source['version']} in {folder}; materialise {spec.name}/shards")
     return folder
 
@@ -42,7 +42,7 @@ def webdataset_pipeline(folder: Path, *, shuffle: int = 1000, decode: str | None
     `DataLoader(pipeline.batched(64), batch_size=None, num_workers=4, persistent_workers=True)`."""
     import webdataset as wds  # imported on use: only training code needs it
 
-    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest = json.loads((folder / SHARDS_MANIFEST).read_text())
     problems = verify_shards(folder, manifest, deep=False)
     if problems:
         raise ShardError(f"{folder}: {problems[0]}; re-materialise the shards asset")

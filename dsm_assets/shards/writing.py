@@ -16,7 +16,7 @@ from dsm_assets.errors import on_disk
 from dsm_assets.layout import shards_dir
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.shards import encoding
-from dsm_assets.shards.manifest import MANIFEST, manifest_hash, reusable, sealed, write_seals
+from dsm_assets.shards.manifest import SHARDS_MANIFEST, manifest_hash, reusable, sealed, write_seals
 from dsm_assets.shards.tar import write_shard
 
 
@@ -51,6 +51,6 @@ def _write_all(spec: DatasetSpec, cache_folder: Path, folder: Path, source: dict
                 "content_hash": source["content_hash"], "total_samples": table.num_rows,
                 "fields": encoding.fields(spec, table.schema), "shards": shards, "hash": "xxh3_128"}
     manifest = sealed(manifest)
-    atomic.write_json(folder / MANIFEST, manifest)
+    atomic.write_json(folder / SHARDS_MANIFEST, manifest)
     write_seals(folder, manifest)
     return ShardsResult(folder, manifest, manifest_hash(manifest), written=True, repaired=problem)
