@@ -22,11 +22,11 @@ def publish_shards(remote: Remote, folder: Path, manifest: dict[str, Any], cache
                    folder_limit: int = 10_000) -> ShardsPublished:
     """Publish the shards next to the parquet of their version, as tag `<version>-shards`: a commit with the
     version's files (the remote already has them, so they are not uploaded again where it deduplicates)
-    plus `shards/` (in subfolders `shards/00000/`, … of `folder_limit` shards when there are more: the Hub
-    advises at most 10,000 entries per folder; readers glob `shards/**/*.tar`). When the tag exists, its
-    files are checked instead and any corrupt copy re-stored from the local shards, just verified
-    (Remote.repair). Raises ConcurrentPublishError when a newer version was published meanwhile (its own
-    shards will be published with it)."""
+    plus `shards/` (in subfolders `shards/00000/`, … of `folder_limit` shards when there are more: the Hub's
+    "Repository limitations and recommendations" asks for at most 10,000 entries per folder; readers glob
+    `shards/**/*.tar`). When the tag exists, its files are checked instead and any corrupt copy re-stored from
+    the local shards, just verified (Remote.repair). Raises ConcurrentPublishError when a newer version was
+    published meanwhile (its own shards will be published with it)."""
     tag = f"{manifest['version']}-shards"
     tags = remote.tags()
     files = _files(folder, manifest, cache_folder, folder_limit)

@@ -89,3 +89,16 @@ def write_raw(data_dir: Path, name: str, filename: str, content: bytes | str) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content.encode() if isinstance(content, str) else content)
     return path
+
+
+@pytest.fixture
+def shapes(data_dir: Path, shipped: Registry, tmp_path: Path):
+    """The shapes sample, published, cached and sharded: (spec, shards folder, manifest)."""
+    from dsm_assets.shards import write_shards
+
+    from .caching import cache_latest, publish_and_verify
+
+    spec = shipped.get("shapes")
+    cached = cache_latest(publish_and_verify(spec, data_dir), data_dir)
+    result = write_shards(spec, cached.path, tmp_path / "outputs")
+    return spec, result.folder, result.manifest

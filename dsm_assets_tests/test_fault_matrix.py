@@ -156,7 +156,7 @@ def check_publish(remote: Remote, before: dict[str, str], published: dict[str, s
     assert len(added) <= 1, f"more than one new tag: {added}"
     if added:
         assert latest_tag(after) == added[0]
-        assert content_at(remote, after[added[0]]) == ref.content_hash
+        assert content_at(remote, after[added[0]]) == ref.version
         return "new"
     old = latest_tag(before)
     assert content_at(remote, before[old]) == published[old]
@@ -172,12 +172,12 @@ def test_publish_killed_anywhere_leaves_old_or_new_and_the_next_run_completes(ki
 
     def publish_args(ref: CleanResult) -> dict[str, Any]:
         return {"registry": str(registry), "dataset": "matrix", "remote": desc, "env": env, "data_dir": str(data_dir),
-                "parquet": str(ref.path), "content_hash": ref.content_hash, "rows": ref.rows, "schema": ref.schema}
+                "parquet": str(ref.path), "content_hash": ref.version, "rows": ref.rows_out, "schema": ref.schema}
 
     first = cleaned_file(tmp_path / "clean" / "first.parquet", table(seed=-1))
     exitcode, duration = killer.run("publish", publish_args(first))  # uninterrupted: the timing, and v1.0
     assert exitcode == 0
-    published = {"v1.0": first.content_hash}
+    published = {"v1.0": first.version}
     matrix = Matrix(f"publish-{kind}", duration)
     for seed, delay in matrix.points:
         ref = cleaned_file(tmp_path / "clean" / f"{seed}.parquet", table(seed))
@@ -186,7 +186,7 @@ def test_publish_killed_anywhere_leaves_old_or_new_and_the_next_run_completes(ki
         state = check_publish(remote, before, published, ref)
         outcome = publish_cleaned(spec, remote, ref, data_dir=data_dir)  # the next run
         assert outcome.new == (state == "old"), matrix.where(seed, delay)
-        published[outcome.tag] = ref.content_hash
+        published[outcome.tag] = ref.version
         assert latest_tag(remote.tags()) == outcome.tag
         matrix.record(seed, delay, exitcode, state)
         ref.path.unlink()

@@ -21,7 +21,7 @@ def test_killed_between_upload_and_promote_leaves_the_old_version_latest(tmp_pat
     new = cleaned_file(tmp_path / "b.parquet", table_of(20))
     publish_and_die("local", files={DATA_PATH: new.path}, tag="v1.1", parent=v10.commit, root=str(remote.root))
     assert remote.tags() == {"v1.0": v10.commit} and remote.head() == v10.commit
-    assert hash_table(remote.load_table(v10.commit)) == old.content_hash
+    assert hash_table(remote.load_table(v10.commit)) == old.version
     v11 = remote.publish({DATA_PATH: new.path}, tag="v1.1", parent=v10.commit, message="retry")  # next run completes
     assert remote.tags()["v1.1"] == v11.commit and remote.head() == v11.commit
     assert v11.bytes_uploaded == 0  # the killed run's objects were already there, content-addressed
@@ -61,7 +61,7 @@ def test_a_corrupt_existing_object_is_uploaded_again_before_the_tag(tmp_path):
     planted.write_bytes(bytes(corrupt))
     v10 = remote.publish({DATA_PATH: data.path}, tag="v1.0", parent=None, message="first")
     assert v10.bytes_uploaded == data.path.stat().st_size  # not skipped as "already stored"
-    assert hash_table(remote.load_table(v10.commit)) == data.content_hash
+    assert hash_table(remote.load_table(v10.commit)) == data.version
 
 
 def test_round_trip_of_a_corrupted_object_is_one_line_naming_it(tmp_path):
@@ -79,5 +79,5 @@ def test_round_trip_of_a_corrupted_object_is_one_line_naming_it(tmp_path):
     assert obj.name in message.split("expected ")[1]
     # the next publish of that content repairs the object under a new version
     v11 = remote.publish({DATA_PATH: data.path}, tag="v1.1", parent=v10.commit, message="again")
-    assert hash_table(remote.load_table(v11.commit)) == data.content_hash
-    assert hash_table(remote.load_table(v10.commit)) == data.content_hash  # same object: v1.0 repaired too
+    assert hash_table(remote.load_table(v11.commit)) == data.version
+    assert hash_table(remote.load_table(v10.commit)) == data.version  # same object: v1.0 repaired too

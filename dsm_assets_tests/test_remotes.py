@@ -79,9 +79,9 @@ class RemoteContract:
         assert files[DATA_PATH] == ref.path.stat().st_size
         assert remote.read_file(outcome.commit, DATA_PATH) == ref.path.read_bytes()
         info = json.loads(remote.read_file(outcome.commit, INFO_PATH))
-        assert (info["version"], info["content_hash"], info["rows"]) == ("v1.0", ref.content_hash, 50)
+        assert (info["version"], info["content_hash"], info["rows"]) == ("v1.0", ref.version, 50)
         table = remote.load_table(outcome.commit)
-        assert table.num_rows == 50 and hash_table(table) == ref.content_hash
+        assert table.num_rows == 50 and hash_table(table) == ref.version
 
     def test_unchanged_content_publishes_nothing(self, remote, spec, tmp_path):
         first, _ = publish(spec, remote, tmp_path, table_of(20))
@@ -94,8 +94,8 @@ class RemoteContract:
         v11, ref11 = publish(spec, remote, tmp_path, table_of(25), name="b")
         assert (v11.tag, v11.new) == ("v1.1", True) and v11.commit != v10.commit
         assert remote.tags() == {"v1.0": v10.commit, "v1.1": v11.commit}
-        assert hash_table(remote.load_table(v10.commit)) == ref10.content_hash
-        assert hash_table(remote.load_table(v11.commit)) == ref11.content_hash
+        assert hash_table(remote.load_table(v10.commit)) == ref10.version
+        assert hash_table(remote.load_table(v11.commit)) == ref11.version
         card = remote.read_file(v11.commit, "README.md").decode()
         assert "| v1.1 |" in card and "| v1.0 |" in card and "path: data/train-*.parquet" in card
 

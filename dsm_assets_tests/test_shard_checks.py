@@ -7,22 +7,9 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from dsm_assets.checks import CheckOutcome
-from dsm_assets.shards import SHARDS_MANIFEST, write_shards
+from dsm_assets.shards import SHARDS_MANIFEST
 from dsm_assets.shards.checks import DESCRIPTIONS, check_shards
-
-from .caching import cache_latest, publish_and_verify
-
-
-@pytest.fixture
-def shapes(data_dir, shipped, tmp_path):
-    """The shapes sample, published, cached and sharded: (spec, shards folder, manifest)."""
-    spec = shipped.get("shapes")
-    cached = cache_latest(publish_and_verify(spec, data_dir), data_dir)
-    result = write_shards(spec, cached.path, tmp_path / "outputs")
-    return spec, result.folder, result.manifest
 
 
 def by_name(outcomes: list[CheckOutcome]) -> dict[str, tuple[bool, str]]:

@@ -23,15 +23,6 @@ from dsm_assets.shards.checks import evaluate
 from .caching import cache_latest, publish_and_verify
 
 
-@pytest.fixture
-def shapes(data_dir, shipped, tmp_path):
-    """The shapes sample, published, cached and sharded: (spec, shards folder, manifest)."""
-    spec = shipped.get("shapes")
-    cached = cache_latest(publish_and_verify(spec, data_dir), data_dir)
-    result = write_shards(spec, cached.path, tmp_path / "outputs")
-    return spec, result.folder, result.manifest
-
-
 def checks(spec, folder, data_dir) -> dict[str, tuple[bool, str]]:
     return evaluate(spec, folder, data_dir)
 

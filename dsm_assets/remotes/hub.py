@@ -5,8 +5,9 @@ Publishing a version:
   2. verify the staged commit: every file present with the right size and git blob id
   3. promote: the same files on main with `parent_commit` = the head seen in step 1, so a writer that moved
      main in between makes this fail with 412 instead of overwriting its work
-  (steps 1 and 3 commit at most 100 files at a time, each commit's parent the previous one's: the Hub's
-  advice for large commits; the tag below names only the last, which holds every file)
+  (steps 1 and 3 commit at most 100 files at a time, each commit's parent the previous one's, as the Hub
+  documentation's "Repository limitations and recommendations" page asks of large uploads; the tag below
+  names only the last, which holds every file)
   4. tag the promoted commit (create-only: a 409 means someone else holds the tag), delete the staging branch
 A crash before step 3 leaves main and the tags untouched; one between 3 and 4 leaves main ahead of the
 latest tag, and tags are the truth, so the previous version is still the latest. On the Hub the promotion
@@ -69,7 +70,7 @@ LOCKED = ("commit operation is in progress", "conflicting operation is in progre
 XET_ERRORS = (ConnectionError, TimeoutError, RuntimeError)  # what hf_xet raises once its own retries end
 MAX_WAIT_SECONDS = 900.0
 MAX_RATE_LIMITED_TRIES = 100
-MAX_FILES_PER_COMMIT = 100  # the Hub's advice for one commit
+MAX_FILES_PER_COMMIT = 100  # per commit (see the module docstring)
 _TRANSFER_LOCK = threading.Lock()  # huggingface_hub reads its Xet switch from a module constant
 T = TypeVar("T")
 
@@ -169,7 +170,7 @@ class HubRemote(Remote):
                 raise
 
     def _commit_all(self, files: Mapping[str, Path], message: str, *, branch: str, parent: str) -> tuple[str, int]:
-        """`files` in commits of at most MAX_FILES_PER_COMMIT (the Hub's advice), chained by parent_commit, so a
+        """`files` in commits of at most MAX_FILES_PER_COMMIT (see the module docstring), chained by parent_commit, so a
         writer that moves `branch` in between still fails the next one with 412. Returns the last commit (it
         holds every file: verified before any tag names it) and the bytes sent."""
         items = sorted(files.items())
