@@ -1,7 +1,6 @@
 """One small error hierarchy. Each class also subclasses the matching built-in, so callers that only
 know Python's exceptions still catch them. Messages name the file, row or key and say what to do."""
 
-
 import contextlib
 import errno
 import os

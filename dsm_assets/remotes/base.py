@@ -23,6 +23,7 @@ from dsm_assets.versioning import latest_tag
 if TYPE_CHECKING:
     import pyarrow as pa
 
+
 @dataclass(frozen=True)
 class Published:
     tag: str
