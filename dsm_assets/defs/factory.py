@@ -54,7 +54,8 @@ def build_definitions(*, registry: Registry, data_dir: Path, outputs_dir: Path,
                     "version where the content changed and round-trip check it. Automation then refreshes "
                     "caches, shards and models.",
     )
-    models = [build_model_asset(model=m, dataset=registry.get(m.dataset)) for m in registry.models]
+    models = [build_model_asset(model=m, dataset=registry.get(m.dataset), registry_dir=registry.path.parent)
+              for m in registry.models]
     return dg.Definitions(
         assets=[*(a for d in per_dataset for a in d.assets), *models],
         asset_checks=[*(c for d in per_dataset for c in d.checks),
