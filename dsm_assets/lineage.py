@@ -75,8 +75,8 @@ def chain(lineage: dict[str, Any], cache_dir: Path) -> list[dict[str, Any]]:
     shards = Path(d["shards"]["folder"])
     return [
         {"step": "model", "what": f"{lineage['model']} {lineage['model_version']}",
-         "detail": f"accuracy {lineage['metrics']['accuracy']:.3f}, trained {lineage['trained_at']}, "
-                   f"Dagster run {lineage.get('dagster_run_id') or '-'}"},
+         "detail": f"accuracy {lineage['metrics']['accuracy']:.3f}, code {lineage.get('code_version') or '-'}, "
+                   f"trained {lineage['trained_at']}, Dagster run {lineage.get('dagster_run_id') or '-'}"},
         {"step": "shards", "what": display_path(shards), "detail": f"manifest {d['shards']['manifest_hash']}, "
                                                          f"{d['shards']['samples']} samples",
          "present": shards.is_dir()},
