@@ -73,23 +73,24 @@ def code_version_of(model: ModelSpec, base: Path) -> str:
 
 def train_model(model: ModelSpec, dataset: DatasetSpec, *, shards_folder: Path, outputs_dir: Path,
                 upstream: dict[str, Any], run_id: str | None, produce: Producer | None = None,
-                code_version: str = CODE_VERSION) -> ModelResult:
+                code_version: str = CODE_VERSION, extra: dict[str, Any] | None = None) -> ModelResult:
     """Train `model` on the shards in `shards_folder`, or reuse the version these inputs already produced.
     `produce` writes the model's files (default: the built-in TF-IDF + logistic regression); `code_version`
     names the code (a hash of the user's training files), so editing it trains a new version. `upstream` is
-    what is known about the data's history (remote URL, cleaned version, raw fingerprint)."""
+    what is known about the data's history (remote URL, cleaned version, raw fingerprint); `extra` goes
+    into lineage.json as it is (who recorded a model trained elsewhere)."""
     manifest = json.loads((shards_folder / SHARDS_MANIFEST).read_text())
     version = model_version(manifest, code_version)
     root = models_dir(outputs_dir, model.name)
     produce = produce or (lambda folder: _builtin(folder, shards_folder))
     with on_disk(root, f"training {model.name}"), atomic.dir_lock(root):
         return _train(model, dataset, manifest, version, root, shards_folder, upstream, run_id, produce,
-                      code_version)
+                      code_version, extra or {})
 
 
 def _train(model: ModelSpec, dataset: DatasetSpec, manifest: dict[str, Any], version: str, root: Path,
            shards_folder: Path, upstream: dict[str, Any], run_id: str | None, produce: Producer,
-           code_version: str) -> ModelResult:
+           code_version: str, extra: dict[str, Any]) -> ModelResult:
     atomic.remove_stale_temps(root)
     folder = root / version
     try:
@@ -108,7 +109,7 @@ def _train(model: ModelSpec, dataset: DatasetSpec, manifest: dict[str, Any], ver
         return ModelResult(model.name, version, folder, lineage["metrics"], lineage, trained=False)
     lineage = {
         "model": model.name, "model_version": version, "trained_at": None,
-        "dagster_run_id": run_id, "code_version": code_version, "dsm_assets_version": __version__,
+        "dagster_run_id": run_id, "code_version": code_version, "dsm_assets_version": __version__, **extra,
         "dataset": {"name": dataset.name, "version": manifest["version"], "commit": manifest["commit"],
                     "content_hash": manifest["content_hash"], **upstream,
                     "shards": {"folder": str(shards_folder), "manifest_hash": manifest_hash(manifest),
