@@ -136,15 +136,15 @@ class TrainSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model trained on one dataset's shards: by the user's `train` code through Pipes, or without it by the
-    built-in TF-IDF + logistic regression on the dataset's `text` and label."""
+    """A model trained on one dataset's shards by the user's `train` code, run through Dagster Pipes (or
+    trained outside Dagster and recorded with `dsm_assets.record_model`)."""
 
     name: str
     dataset: str
     use: str
+    train: TrainSpec
     metric: str = "accuracy"
     threshold: float = 0.8  # the asset check fails below this on the held-out split
-    train: TrainSpec | None = None
 
 
 Spec = TypeVar("Spec", DatasetSpec, ModelSpec)

@@ -235,7 +235,7 @@ class _Checker:
         for i, entry in enumerate(value):
             key = f"models[{i}]"
             d = self.mapping(entry, key, ("name", "dataset", "use", "metric", "threshold", "train"),
-                             ("name", "dataset", "use"))
+                             ("name", "dataset", "use", "train"))
             train = self.train(d["train"], f"{key}.train") if "train" in d else None
             name, dataset = d.get("name"), d.get("dataset")
             if "name" in d and not (isinstance(name, str) and NAME_RE.fullmatch(name)):
@@ -245,16 +245,13 @@ class _Checker:
             target = by_name.get(dataset) if isinstance(dataset, str) else None
             if "dataset" in d and target is None:
                 self.fail(f"{key}.dataset", f"no dataset named {dataset!r} in this registry")
-            elif target is not None and train is None and not (target.cleaning.labels
-                                                               and target.schema.get("text") == "string"):
-                self.fail(f"{key}.dataset", f"'{dataset}' needs a string column 'text' and cleaning.labels to train on")
             if d.get("metric", "accuracy") != "accuracy":
                 self.fail(f"{key}.metric", "only 'accuracy' is supported")
             threshold = d.get("threshold", 0.8)
             if not (isinstance(threshold, int | float) and not isinstance(threshold, bool) and 0 <= threshold <= 1):
                 self.fail(f"{key}.threshold", f"expected a number between 0 and 1, got {threshold!r}")
             use = self.string(d["use"], f"{key}.use") if "use" in d else None
-            if isinstance(name, str) and target is not None and use and not self.problems:
+            if isinstance(name, str) and target is not None and use and train and not self.problems:
                 out.append(ModelSpec(name=name, dataset=dataset, use=use, threshold=float(threshold),
                                      train=train))
         return out

@@ -1,11 +1,12 @@
-"""shards → model: a small real model (TF-IDF + logistic regression) whose data is known.
+"""shards → model: a model version whose data is known, whatever code trained it.
 
-    <outputs>/models/<name>/<version>/   model.joblib, metrics.json, lineage.json
+    <outputs>/models/<name>/<version>/   the model's files, metrics.json, lineage.json
     <outputs>/models/<name>/latest -> <version>
 
-The version is derived from the dataset version, its commit, the shard manifest and the training code,
-so the same inputs give the same model version (and reuse it) while any new dataset version gives a new
-one beside the old. The held-out split is chosen by a hash of each sample's key: stable across runs."""
+The training itself is the user's (a producer writing the model's files: their script through Pipes, or
+files a job trained elsewhere); this module versions, seals and records it. The version is derived from
+the dataset version, its commit, the shard manifest and the code, so the same inputs give the same model
+version (and reuse it) while new data or new code gives a new one beside the old."""
 
 from __future__ import annotations
 
@@ -27,12 +28,10 @@ from dsm_assets.errors import StateError, TrainingError, on_disk
 from dsm_assets.layout import LATEST, models_dir
 from dsm_assets.lineage import LINEAGE, read_lineage_file
 from dsm_assets.registry import DatasetSpec, ModelSpec
-from dsm_assets.shards import SHARDS_MANIFEST, manifest_hash, webdataset_pipeline
+from dsm_assets.shards import SHARDS_MANIFEST, manifest_hash
 
 log = logging.getLogger(__name__)
 
-CODE_VERSION = "tfidf-logreg-1"
-HELD_OUT_PERCENT = 20
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class ModelResult:
 Producer = Callable[[Path], dict[str, Any]]
 
 
-def model_version(shards_manifest: dict[str, Any], code_version: str = CODE_VERSION) -> str:
+def model_version(shards_manifest: dict[str, Any], code_version: str) -> str:
     key = f"{shards_manifest['commit']}\n{manifest_hash(shards_manifest)}\n{code_version}"
     return f"{shards_manifest['version']}-{xxhash.xxh3_64_hexdigest(key.encode())[:10]}"
 
@@ -57,7 +56,6 @@ def model_version(shards_manifest: dict[str, Any], code_version: str = CODE_VERS
 def code_version_of(model: ModelSpec, base: Path) -> str:
     """`code-<xxh3>` of the files `model.train.code` lists (relative to `base`, the registry's folder), names
     and contents: editing any of them gives a new model version."""
-    assert model.train is not None
     digest = xxhash.xxh3_128()
     for name in sorted(model.train.code):
         path = base / name
@@ -72,17 +70,17 @@ def code_version_of(model: ModelSpec, base: Path) -> str:
 
 
 def train_model(model: ModelSpec, dataset: DatasetSpec, *, shards_folder: Path, outputs_dir: Path,
-                upstream: dict[str, Any], run_id: str | None, produce: Producer | None = None,
-                code_version: str = CODE_VERSION, extra: dict[str, Any] | None = None) -> ModelResult:
+                upstream: dict[str, Any], run_id: str | None, produce: Producer, code_version: str,
+                extra: dict[str, Any] | None = None) -> ModelResult:
     """Train `model` on the shards in `shards_folder`, or reuse the version these inputs already produced.
-    `produce` writes the model's files (default: the built-in TF-IDF + logistic regression); `code_version`
-    names the code (a hash of the user's training files), so editing it trains a new version. `upstream` is
+    `produce` writes the model's files (the user's training code, run through Pipes, or the files a job
+    trained elsewhere); `code_version` names the code (a hash of its files), so editing it trains a new
+    version. `upstream` is
     what is known about the data's history (remote URL, cleaned version, raw fingerprint); `extra` goes
     into lineage.json as it is (who recorded a model trained elsewhere)."""
     manifest = json.loads((shards_folder / SHARDS_MANIFEST).read_text())
     version = model_version(manifest, code_version)
     root = models_dir(outputs_dir, model.name)
-    produce = produce or (lambda folder: _builtin(folder, shards_folder))
     with on_disk(root, f"training {model.name}"), atomic.dir_lock(root):
         return _train(model, dataset, manifest, version, root, shards_folder, upstream, run_id, produce,
                       code_version, extra or {})
@@ -126,42 +124,6 @@ def _broken_artifact(folder: Path, lineage: dict[str, Any]) -> str | None:
     if not isinstance(sealed, dict) or not sealed:
         return f"{folder / LINEAGE}: records no seals of the model's files (written by an older version)"
     return next((p for name, seal in sorted(sealed.items()) if (p := seals.broken(folder / name, seal))), None)
-
-
-def _samples(shards_folder: Path) -> tuple[list[str], list[int], list[bool]]:
-    texts, labels, held_out = [], [], []
-    for sample in webdataset_pipeline(shards_folder, shuffle=0):
-        texts.append(sample["txt"].decode())
-        labels.append(int(sample["cls"]))
-        held_out.append(xxhash.xxh3_64_intdigest(sample["__key__"].encode()) % 100 < HELD_OUT_PERCENT)
-    return texts, labels, held_out
-
-
-def _fit(texts: list[str], labels: list[int], held_out: list[bool]):
-    # imported here: scikit-learn is only needed where models are trained
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    train = [i for i, h in enumerate(held_out) if not h]
-    test = [i for i, h in enumerate(held_out) if h]
-    pipeline = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                             LogisticRegression(max_iter=1000, random_state=0))
-    pipeline.fit([texts[i] for i in train], [labels[i] for i in train])
-    predicted = pipeline.predict([texts[i] for i in test]) if test else []
-    correct = sum(int(p == labels[i]) for p, i in zip(predicted, test, strict=True))
-    metrics = {"accuracy": correct / len(test) if test else 0.0, "train_samples": len(train),
-               "test_samples": len(test)}
-    return pipeline, metrics
-
-
-def _builtin(folder: Path, shards_folder: Path) -> dict[str, Any]:
-    """The built-in model: TF-IDF + logistic regression on the shards' text and label."""
-    import joblib
-
-    fitted, metrics = _fit(*_samples(shards_folder))
-    joblib.dump(fitted, folder / "model.joblib")
-    return metrics
 
 
 def _build(model: ModelSpec, root: Path, folder: Path, produce: Producer, lineage: dict[str, Any]) -> None:

@@ -34,7 +34,8 @@ def test_factory_keys_groups_and_code_versions(shipped, data_dir):
     graph = definitions(shipped, data_dir).resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     hops = ("raw", "cleaned", "published", "cache", "shards")
-    assert keys == {f"{d}/{hop}" for d in ("text_reviews", "chords", "shapes") for hop in hops} | {"models/sentiment", "models/shapes_clf"}
+    models = {"models/sentiment", "models/shapes_clf"}
+    assert keys == {f"{d}/{hop}" for d in ("text_reviews", "chords", "shapes") for hop in hops} | models
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.code_version, key

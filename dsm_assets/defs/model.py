@@ -25,14 +25,13 @@ from dsm_assets.shards import SHARDS_MANIFEST
 
 def build_model_asset(*, model: ModelSpec, dataset: DatasetSpec, registry_dir: Path) -> dg.AssetsDefinition:
     name = model_key(model).to_user_string()
-    how = (f"Trained by {' '.join(model.train.command)} through Dagster Pipes" if model.train else
-           "Built-in TF-IDF + logistic regression")
+    how = f"Trained by `{' '.join(model.train.command)}` through Dagster Pipes"
 
     @asset_step(
         f"train_{model.name}",
         key=model_key(model), deps=[shards_key(dataset)], group_name=MODELS,
         code_version=_code_version(model, registry_dir),
-        **owners_and_tags(dataset), kinds={"pipes"} if model.train else {"scikitlearn"},
+        **owners_and_tags(dataset), kinds={"pipes"},
         automation_condition=refresh_condition(holds=handoff.MODEL_HOLDS),
         description=f"{model.use}. {how} on the shards of the cached, verified {dataset.name} version; each "
                     f"version in outputs/models/{model.name}/, with lineage.json. Check: accuracy at least "
@@ -52,8 +51,8 @@ def build_model_asset(*, model: ModelSpec, dataset: DatasetSpec, registry_dir: P
         with as_failure():
             upstream = upstream_of(dataset, dsm_paths.data, manifest["version"], manifest["commit"],
                                    manifest["content_hash"])
-            producer = _producer(context, model, dataset, registry_dir, sharded, dsm_paths) if model.train else None
-            code = training.code_version_of(model, registry_dir) if model.train else training.CODE_VERSION
+            producer = _producer(context, model, dataset, registry_dir, sharded, dsm_paths)
+            code = training.code_version_of(model, registry_dir)
             result = training.train_model(model, dataset, shards_folder=sharded.folder, outputs_dir=dsm_paths.outputs,
                                           upstream=upstream, run_id=context.run.run_id, produce=producer,
                                           code_version=code)
@@ -67,8 +66,6 @@ def build_model_asset(*, model: ModelSpec, dataset: DatasetSpec, registry_dir: P
 
 def _code_version(model: ModelSpec, registry_dir: Path) -> str:
     """The asset's code version; an unreadable train.code file fails the run (one line), not the definitions."""
-    if model.train is None:
-        return training.CODE_VERSION
     try:
         return training.code_version_of(model, registry_dir)
     except TrainingError:

@@ -33,7 +33,6 @@ def command(train: TrainSpec) -> list[str]:
 def run_training(context: dg.AssetExecutionContext, model: ModelSpec, *, cwd: Path, folder: Path,
                  extras: Mapping[str, Any]) -> dict[str, Any]:
     """Run `model.train` through Pipes with `extras` (+ the output folder); the metrics it reported."""
-    assert model.train is not None
     log = folder.parent / f"{atomic.TEMP_PREFIX}train-{secrets.token_hex(4)}.log"
     try:
         with warnings.catch_warnings():  # Dagster's session uses one of its own preview APIs: not ours to fix
