@@ -84,6 +84,10 @@ def test_the_script_trains_through_pipes_is_reused_then_retrained_when_edited(tm
      "reported no numeric 'accuracy' metric (reported: f1)"),
     ("import time\nprint('started', flush=True)\ntime.sleep(60)\n", {"timeout_seconds": 1},
      "ran past train.timeout_seconds (1 s) and was stopped; last output: started"),
+    ("import os\nfrom dagster_pipes import open_dagster_pipes\nwith open_dagster_pipes() as p:\n"
+     "    os.symlink('/etc', os.path.join(p.extras['output_folder'], 'weights'))\n"
+     "    p.report_custom_message({'metrics': {'accuracy': 1.0}})\n", {},
+     "the training code left weights linking outside its output folder (to /etc)"),
 ])
 def test_a_failing_script_fails_the_asset_in_one_line(tmp_path, data_dir, monkeypatch, body, train, expected):
     monkeypatch.setenv("HF_TOKEN", "hf_secret_value_1234")
