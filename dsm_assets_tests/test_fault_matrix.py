@@ -251,8 +251,12 @@ def test_cache_refresh_killed_anywhere_leaves_old_or_new_and_preflight_agrees(ki
         want = "ready" if state == "new" else "stale"  # old and intact, but behind the verified version
         assert preflight(spec, data_dir, deep=True).status == want, matrix.where(seed, delay)
         assert dsm_preflight_deep(registry, data_dir) == (0 if want == "ready" else 1, want)
+        # killed after the new folder was renamed into place but before `current` moved: the folder is
+        # complete and verified, so the next refresh only points `current` at it (no download)
+        complete = verify_folder(dirs[new], deep=True) is None
         result = refresh_cache(spec, remote, tag=versions[new][0], commit=versions[new][1], data_dir=data_dir)
-        assert result.path == dirs[new] and result.refreshed == (state == "old")
+        assert result.path == dirs[new] and result.refreshed == (not complete)
+        assert complete or state == "old", matrix.where(seed, delay)
         assert preflight(spec, data_dir, deep=True).ready
         assert temps(root) == temps(root / "versions") == []
         matrix.record(seed, delay, exitcode, state)
