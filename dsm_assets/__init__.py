@@ -7,9 +7,14 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """`dsm_assets.load` without importing pyarrow or datasets on `import dsm_assets`."""
+    """`dsm_assets.load` and `dsm_assets.record_model` without importing pyarrow or datasets on
+    `import dsm_assets`."""
     if name == "load":
         from dsm_assets.loading import load
 
         return load
+    if name == "record_model":
+        from dsm_assets.recording import record_model
+
+        return record_model
     raise AttributeError(f"module 'dsm_assets' has no attribute {name!r}")

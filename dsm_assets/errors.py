@@ -64,6 +64,10 @@ class StateError(DsmError, ValueError):
     """One of our own state files (a verified record, a lineage.json, …) is unreadable or malformed."""
 
 
+class TrainingError(DsmError, RuntimeError):
+    """The training code failed, ran too long, or did not report what the registry asks of it."""
+
+
 class LineageError(DsmError, LookupError):
     """No such model or model version."""
 

@@ -68,6 +68,13 @@ def _where(address: str | None) -> str:
     return display_path(Path(address))
 
 
+def _run(lineage: dict[str, Any]) -> str:
+    """Which run trained it: the Dagster run, or the job that recorded it from outside Dagster."""
+    if lineage.get("recorded_by"):
+        return f"recorded on {lineage.get('host') or '?'}" + (f", job {lineage['job']}" if lineage.get("job") else "")
+    return f"Dagster run {lineage.get('dagster_run_id') or '-'}"
+
+
 def chain(lineage: dict[str, Any], cache_dir: Path) -> list[dict[str, Any]]:
     """The lineage as rows, model first, raw last, each marked with whether it is still on disk."""
     d = lineage["dataset"]
@@ -75,8 +82,8 @@ def chain(lineage: dict[str, Any], cache_dir: Path) -> list[dict[str, Any]]:
     shards = Path(d["shards"]["folder"])
     return [
         {"step": "model", "what": f"{lineage['model']} {lineage['model_version']}",
-         "detail": f"accuracy {lineage['metrics']['accuracy']:.3f}, trained {lineage['trained_at']}, "
-                   f"Dagster run {lineage.get('dagster_run_id') or '-'}"},
+         "detail": f"accuracy {lineage['metrics']['accuracy']:.3f}, code {lineage.get('code_version') or '-'}, "
+                   f"trained {lineage['trained_at']}, {_run(lineage)}"},
         {"step": "shards", "what": display_path(shards), "detail": f"manifest {d['shards']['manifest_hash']}, "
                                                          f"{d['shards']['samples']} samples",
          "present": shards.is_dir()},

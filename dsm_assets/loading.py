@@ -20,6 +20,7 @@ from dsm_assets.cache import read_manifest, verify_folder
 from dsm_assets.errors import CacheError
 from dsm_assets.layout import CACHE_VERSIONS, cache_current, cache_root
 from dsm_assets.preflight import preflight
+from dsm_assets.provenance import Loaded, remember_load
 from dsm_assets.registry import Registry, load_registry
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ def load(name: str, version: str | None = None, *, data_dir: Path | None = None,
         if problem:
             raise CacheError(f"{name} {version}: {problem}. Run `dsm preflight {name}`")
     table = _read(name, folder)
+    manifest = read_manifest(folder)
+    remember_load(Loaded(name, manifest["version"], manifest["commit"], manifest["content_hash"]))
     import datasets  # imported on use: heavy, and only the training side needs it
 
     return datasets.Dataset(datasets.table.InMemoryTable(table), split=datasets.Split.TRAIN)

@@ -125,12 +125,24 @@ class DatasetSpec:
 
 
 @dataclass(frozen=True)
+class TrainSpec:
+    """The user's training code, run through Dagster Pipes. Paths are relative to the registry's folder,
+    which is also the command's working directory; `python` runs the interpreter Dagster runs in."""
+
+    command: tuple[str, ...]
+    code: tuple[str, ...]  # files whose content versions the model (editing one trains a new version)
+    timeout_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
 class ModelSpec:
-    """A model trained on one dataset's shards (TF-IDF + logistic regression on its `text` and label)."""
+    """A model trained on one dataset's shards by the user's `train` code, run through Dagster Pipes (or
+    trained outside Dagster and recorded with `dsm_assets.record_model`)."""
 
     name: str
     dataset: str
     use: str
+    train: TrainSpec
     metric: str = "accuracy"
     threshold: float = 0.8  # the asset check fails below this on the held-out split
 

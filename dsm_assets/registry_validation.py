@@ -33,6 +33,7 @@ from dsm_assets.registry import (
     RemoteConfig,
     Shards,
     Source,
+    TrainSpec,
     display_path,
 )
 
@@ -233,7 +234,9 @@ class _Checker:
         out: list[ModelSpec] = []
         for i, entry in enumerate(value):
             key = f"models[{i}]"
-            d = self.mapping(entry, key, ("name", "dataset", "use", "metric", "threshold"), ("name", "dataset", "use"))
+            d = self.mapping(entry, key, ("name", "dataset", "use", "metric", "threshold", "train"),
+                             ("name", "dataset", "use", "train"))
+            train = self.train(d["train"], f"{key}.train") if "train" in d else None
             name, dataset = d.get("name"), d.get("dataset")
             if "name" in d and not (isinstance(name, str) and NAME_RE.fullmatch(name)):
                 self.fail(f"{key}.name", f"invalid name {name!r}; use lowercase letters, digits and '_' only")
@@ -242,17 +245,34 @@ class _Checker:
             target = by_name.get(dataset) if isinstance(dataset, str) else None
             if "dataset" in d and target is None:
                 self.fail(f"{key}.dataset", f"no dataset named {dataset!r} in this registry")
-            elif target is not None and not (target.cleaning.labels and target.schema.get("text") == "string"):
-                self.fail(f"{key}.dataset", f"'{dataset}' needs a string column 'text' and cleaning.labels to train on")
             if d.get("metric", "accuracy") != "accuracy":
                 self.fail(f"{key}.metric", "only 'accuracy' is supported")
             threshold = d.get("threshold", 0.8)
             if not (isinstance(threshold, int | float) and not isinstance(threshold, bool) and 0 <= threshold <= 1):
                 self.fail(f"{key}.threshold", f"expected a number between 0 and 1, got {threshold!r}")
             use = self.string(d["use"], f"{key}.use") if "use" in d else None
-            if isinstance(name, str) and target is not None and use and not self.problems:
-                out.append(ModelSpec(name=name, dataset=dataset, use=use, threshold=float(threshold)))
+            if isinstance(name, str) and target is not None and use and train and not self.problems:
+                out.append(ModelSpec(name=name, dataset=dataset, use=use, threshold=float(threshold),
+                                     train=train))
         return out
+
+    def train(self, value: Any, key: str) -> TrainSpec | None:
+        d = self.mapping(value, key, ("command", "code", "timeout_seconds"), ("command", "code"))
+        command = self.strings(d.get("command"), f"{key}.command") if "command" in d else ()
+        code = self.strings(d.get("code"), f"{key}.code") if "code" in d else ()
+        timeout = d.get("timeout_seconds", TrainSpec.timeout_seconds)
+        if not (isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0):
+            self.fail(f"{key}.timeout_seconds", f"expected a number of seconds above 0, got {timeout!r}")
+        if not (command and code) or self.problems:
+            return None
+        return TrainSpec(command=command, code=code, timeout_seconds=float(timeout))
+
+    def strings(self, value: Any, key: str) -> tuple[str, ...]:
+        """A non-empty list of non-empty strings (a command, a list of files)."""
+        if not (isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value)):
+            self.fail(key, f"expected a non-empty list of strings, got {value!r}")
+            return ()
+        return tuple(value)
 
     def cache_settings(self, value: Any) -> CacheSettings:
         d = self.mapping(value, "cache", ("refresh_cron", "keep"))

@@ -1,11 +1,12 @@
-"""shards → model: a small real model (TF-IDF + logistic regression) whose data is known.
+"""shards → model: a model version whose data is known, whatever code trained it.
 
-    <outputs>/models/<name>/<version>/   model.joblib, metrics.json, lineage.json
+    <outputs>/models/<name>/<version>/   the model's files, metrics.json, lineage.json
     <outputs>/models/<name>/latest -> <version>
 
-The version is derived from the dataset version, its commit, the shard manifest and the training code,
-so the same inputs give the same model version (and reuse it) while any new dataset version gives a new
-one beside the old. The held-out split is chosen by a hash of each sample's key: stable across runs."""
+The training itself is the user's (a producer writing the model's files: their script through Pipes, or
+files a job trained elsewhere); this module versions, seals and records it. The version is derived from
+the dataset version, its commit, the shard manifest and the code, so the same inputs give the same model
+version (and reuse it) while new data or new code gives a new one beside the old."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import logging
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,16 +24,14 @@ from typing import Any
 import xxhash
 
 from dsm_assets import __version__, atomic, seals
-from dsm_assets.errors import StateError, on_disk
+from dsm_assets.errors import StateError, TrainingError, on_disk
 from dsm_assets.layout import LATEST, models_dir
 from dsm_assets.lineage import LINEAGE, read_lineage_file
 from dsm_assets.registry import DatasetSpec, ModelSpec
-from dsm_assets.shards import SHARDS_MANIFEST, manifest_hash, webdataset_pipeline
+from dsm_assets.shards import SHARDS_MANIFEST, manifest_hash
 
 log = logging.getLogger(__name__)
 
-CODE_VERSION = "tfidf-logreg-1"
-HELD_OUT_PERCENT = 20
 
 
 @dataclass(frozen=True)
@@ -44,24 +44,51 @@ class ModelResult:
     trained: bool  # False: the same inputs had already produced this model version
 
 
-def model_version(shards_manifest: dict[str, Any]) -> str:
-    key = f"{shards_manifest['commit']}\n{manifest_hash(shards_manifest)}\n{CODE_VERSION}"
+# Writes a model's files into the (empty) folder it is given and returns the metrics it measured.
+Producer = Callable[[Path], dict[str, Any]]
+
+
+def model_version(shards_manifest: dict[str, Any], code_version: str) -> str:
+    key = f"{shards_manifest['commit']}\n{manifest_hash(shards_manifest)}\n{code_version}"
     return f"{shards_manifest['version']}-{xxhash.xxh3_64_hexdigest(key.encode())[:10]}"
 
 
+def code_version_of(model: ModelSpec, base: Path) -> str:
+    """`code-<xxh3>` of the files `model.train.code` lists (relative to `base`, the registry's folder), names
+    and contents: editing any of them gives a new model version."""
+    digest = xxhash.xxh3_128()
+    for name in sorted(model.train.code):
+        path = base / name
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise TrainingError(f"models/{model.name}: train.code file {name} cannot be read ({exc.strerror or exc}, "
+                                f"looked in {base}); fix the path in the registry") from None
+        digest.update(f"{name}\0{len(content)}\0".encode())
+        digest.update(content)
+    return f"code-{digest.hexdigest()[:16]}"
+
+
 def train_model(model: ModelSpec, dataset: DatasetSpec, *, shards_folder: Path, outputs_dir: Path,
-                upstream: dict[str, Any], run_id: str | None) -> ModelResult:
-    """Train `model` on the shards in `shards_folder`. `upstream` is what the orchestrator knows about the
-    data's history (remote URL, cleaned version, raw fingerprint), recorded in lineage.json."""
+                upstream: dict[str, Any], run_id: str | None, produce: Producer, code_version: str,
+                extra: dict[str, Any] | None = None) -> ModelResult:
+    """Train `model` on the shards in `shards_folder`, or reuse the version these inputs already produced.
+    `produce` writes the model's files (the user's training code, run through Pipes, or the files a job
+    trained elsewhere); `code_version` names the code (a hash of its files), so editing it trains a new
+    version. `upstream` is
+    what is known about the data's history (remote URL, cleaned version, raw fingerprint); `extra` goes
+    into lineage.json as it is (who recorded a model trained elsewhere)."""
     manifest = json.loads((shards_folder / SHARDS_MANIFEST).read_text())
-    version = model_version(manifest)
+    version = model_version(manifest, code_version)
     root = models_dir(outputs_dir, model.name)
     with on_disk(root, f"training {model.name}"), atomic.dir_lock(root):
-        return _train(model, dataset, manifest, version, root, shards_folder, upstream, run_id)
+        return _train(model, dataset, manifest, version, root, shards_folder, upstream, run_id, produce,
+                      code_version, extra or {})
 
 
 def _train(model: ModelSpec, dataset: DatasetSpec, manifest: dict[str, Any], version: str, root: Path,
-           shards_folder: Path, upstream: dict[str, Any], run_id: str | None) -> ModelResult:
+           shards_folder: Path, upstream: dict[str, Any], run_id: str | None, produce: Producer,
+           code_version: str, extra: dict[str, Any]) -> ModelResult:
     atomic.remove_stale_temps(root)
     folder = root / version
     try:
@@ -78,20 +105,17 @@ def _train(model: ModelSpec, dataset: DatasetSpec, manifest: dict[str, Any], ver
     if lineage is not None:
         _point_latest(root, folder)
         return ModelResult(model.name, version, folder, lineage["metrics"], lineage, trained=False)
-    texts, labels, held_out = _samples(shards_folder)
-    fitted, metrics = _fit(texts, labels, held_out)
     lineage = {
-        "model": model.name, "model_version": version, "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "dagster_run_id": run_id, "code_version": CODE_VERSION, "dsm_assets_version": __version__,
-        "metrics": metrics,
+        "model": model.name, "model_version": version, "trained_at": None,
+        "dagster_run_id": run_id, "code_version": code_version, "dsm_assets_version": __version__, **extra,
         "dataset": {"name": dataset.name, "version": manifest["version"], "commit": manifest["commit"],
                     "content_hash": manifest["content_hash"], **upstream,
                     "shards": {"folder": str(shards_folder), "manifest_hash": manifest_hash(manifest),
                                "count": len(manifest["shards"]), "samples": manifest["total_samples"]}},
     }
-    _write(root, folder, fitted, metrics, lineage)
+    _build(model, root, folder, produce, lineage)
     _point_latest(root, folder)
-    return ModelResult(model.name, version, folder, metrics, lineage, trained=True)
+    return ModelResult(model.name, version, folder, lineage["metrics"], lineage, trained=True)
 
 
 def _broken_artifact(folder: Path, lineage: dict[str, Any]) -> str | None:
@@ -102,50 +126,44 @@ def _broken_artifact(folder: Path, lineage: dict[str, Any]) -> str | None:
     return next((p for name, seal in sorted(sealed.items()) if (p := seals.broken(folder / name, seal))), None)
 
 
-def _samples(shards_folder: Path) -> tuple[list[str], list[int], list[bool]]:
-    texts, labels, held_out = [], [], []
-    for sample in webdataset_pipeline(shards_folder, shuffle=0):
-        texts.append(sample["txt"].decode())
-        labels.append(int(sample["cls"]))
-        held_out.append(xxhash.xxh3_64_intdigest(sample["__key__"].encode()) % 100 < HELD_OUT_PERCENT)
-    return texts, labels, held_out
-
-
-def _fit(texts: list[str], labels: list[int], held_out: list[bool]):
-    # imported here: scikit-learn is only needed where models are trained
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    train = [i for i, h in enumerate(held_out) if not h]
-    test = [i for i, h in enumerate(held_out) if h]
-    pipeline = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                             LogisticRegression(max_iter=1000, random_state=0))
-    pipeline.fit([texts[i] for i in train], [labels[i] for i in train])
-    predicted = pipeline.predict([texts[i] for i in test]) if test else []
-    correct = sum(int(p == labels[i]) for p, i in zip(predicted, test, strict=True))
-    metrics = {"accuracy": correct / len(test) if test else 0.0, "train_samples": len(train),
-               "test_samples": len(test)}
-    return pipeline, metrics
-
-
-def _write(root: Path, folder: Path, fitted, metrics: dict[str, Any], lineage: dict[str, Any]) -> None:
-    import joblib
-
+def _build(model: ModelSpec, root: Path, folder: Path, produce: Producer, lineage: dict[str, Any]) -> None:
+    """Produce the model's files in a temp folder, then add metrics.json and lineage.json (sealing every file)
+    and rename it into place: a crash or a failed producer leaves no half-written version."""
     tmp = root / f"{atomic.TEMP_PREFIX}{secrets.token_hex(6)}"
     tmp.mkdir(parents=True)
     try:
-        joblib.dump(fitted, tmp / "model.joblib")
+        metrics = produce(tmp)
+        if not isinstance(metrics.get(model.metric), int | float):
+            raise TrainingError(f"models/{model.name}: the training code reported no numeric '{model.metric}' "
+                                f"metric (reported: {', '.join(sorted(metrics)) or 'none'}); report it through "
+                                "Pipes (see README, Bring your own training code)")
+        _refuse_links_out(model, tmp)
+        lineage["metrics"] = metrics
+        lineage["trained_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         atomic.write_json(tmp / "metrics.json", metrics)
-        atomic.fsync_file(tmp / "model.joblib")
+        for path in _files(tmp):
+            atomic.fsync_file(path)
         # sealed: a reuse re-hashes any file whose size or mtime moved (the rename below keeps mtimes)
-        lineage["files"] = {p.name: seals.seal(p) for p in sorted(tmp.iterdir()) if p.name != LINEAGE}
+        lineage["files"] = {p.relative_to(tmp).as_posix(): seals.seal(p) for p in _files(tmp) if p.name != LINEAGE}
         atomic.write_json(tmp / LINEAGE, lineage)  # written last inside the folder: its presence means complete
         os.rename(tmp, folder)
         atomic.fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _refuse_links_out(model: ModelSpec, folder: Path) -> None:
+    """The model folder holds only what the code wrote into it: a symlink leading out of it is refused."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink() and folder.resolve() not in path.resolve().parents:
+            raise TrainingError(f"models/{model.name}: the training code left {path.relative_to(folder)} linking "
+                                f"outside its output folder (to {path.resolve()}); write the model's files into "
+                                "the folder itself")
 
 
 def _point_latest(root: Path, folder: Path) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 from dsm_assets.cache import CacheResult, refresh_cache
 from dsm_assets.cleaning import clean_dataset
 from dsm_assets.publishing import PublishOutcome, publish_cleaned
-from dsm_assets.registry import DatasetSpec
+from dsm_assets.registry import DatasetSpec, ModelSpec
 from dsm_assets.remotes import open_remote
 from dsm_assets.remotes.base import Remote
 from dsm_assets.state import record_verified
+from dsm_assets.training import ModelResult, Producer, train_model
 
 
 @dataclass
@@ -40,3 +42,22 @@ def edit_chords(data_dir: Path, marker: int) -> None:
     lines = raw.read_text().splitlines(keepends=True)
     lines[0] = lines[0].replace('"tempo": ', f'"tempo": {marker}', 1)
     raw.write_text("".join(lines))
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TEXT_CODE = "code-train-text"  # the code version tests give the text example run in process
+
+
+def text_producer(shards_folder: Path) -> Producer:
+    """examples/train_text.py's training run in this process: what its Pipes script does, without Pipes."""
+    spec = importlib.util.spec_from_file_location("train_text", EXAMPLES / "train_text.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return lambda folder: module.train(shards_folder, folder)
+
+
+def train_text(model: ModelSpec, spec: DatasetSpec, shards_folder: Path, outputs: Path, *, run_id: str,
+               upstream: dict | None = None) -> ModelResult:
+    """`train_model` with the text example as the producer."""
+    return train_model(model, spec, shards_folder=shards_folder, outputs_dir=outputs, upstream=upstream or {},
+                       run_id=run_id, produce=text_producer(shards_folder), code_version=TEXT_CODE)

@@ -70,7 +70,7 @@ def test_the_automation_sensor_runs_by_default_in_the_code_server(shipped, data_
                   for a in defs.assets for k in a.keys}
     automated = sorted(k for k, c in conditions.items() if c is not None)
     assert automated == sorted([f"{d}/{hop}" for d in ("text_reviews", "chords", "shapes")
-                                for hop in ("cache", "shards")] + ["models/sentiment"])
+                                for hop in ("cache", "shards")] + ["models/sentiment", "models/shapes_clf"])
 
 
 def test_a_fresh_publish_is_carried_to_cache_shards_and_model_by_automation_alone(shipped, data_dir):
@@ -79,7 +79,7 @@ def test_a_fresh_publish_is_carried_to_cache_shards_and_model_by_automation_alon
         assert publish(defs, instance).success
         requested, _ = ticks(defs, instance)
         assert requested == Counter({f"{d}/{hop}": 1 for d in ("text_reviews", "chords", "shapes")
-                                     for hop in ("cache", "shards")} | {"models/sentiment": 1})
+                                     for hop in ("cache", "shards")} | {"models/sentiment": 1, "models/shapes_clf": 1})
         assert metadata(instance, MODEL)["dataset_version"].value == "v1.0"
 
 

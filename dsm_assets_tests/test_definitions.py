@@ -34,13 +34,15 @@ def test_factory_keys_groups_and_code_versions(shipped, data_dir):
     graph = definitions(shipped, data_dir).resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     hops = ("raw", "cleaned", "published", "cache", "shards")
-    assert keys == {f"{d}/{hop}" for d in ("text_reviews", "chords", "shapes") for hop in hops} | {"models/sentiment"}
+    models = {"models/sentiment", "models/shapes_clf"}
+    assert keys == {f"{d}/{hop}" for d in ("text_reviews", "chords", "shapes") for hop in hops} | models
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.code_version, key
         if key.path[0] == "models":
             assert node.group_name == "models" and shipped.model(key.path[1]).use in node.description
-            assert {k.to_user_string() for k in node.parent_keys} == {"text_reviews/shards"}
+            dataset = shipped.model(key.path[1]).dataset
+            assert {k.to_user_string() for k in node.parent_keys} == {f"{dataset}/shards"}
             continue
         assert node.group_name == key.path[0]
         assert shipped.get(key.path[0]).use in (node.description or "")
@@ -89,7 +91,7 @@ def test_whole_graph_in_process(shipped, data_dir):
         observed, materialized = run_graph(defs, instance)
         assert observed.success and materialized.success
         checks = materialized.get_asset_check_evaluations()
-        assert len(checks) == 35 and all(c.passed for c in checks), [c for c in checks if not c.passed]
+        assert len(checks) == 36 and all(c.passed for c in checks), [c for c in checks if not c.passed]
         for spec in shipped.datasets:
             expected = clean_dataset(spec, data_dir)  # reused: same inputs
             raw = instance.get_latest_data_version_record(dg.AssetKey([spec.name, "raw"]), is_source=True)

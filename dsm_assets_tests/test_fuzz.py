@@ -127,7 +127,8 @@ def valid_registry() -> dict[str, Any]:
         "remote": {"kind": "s3", "repo": "dsm/u", "bucket": "my-bucket", "prefix": "datasets"},
     }
     return {"version": 1, "cache": {"refresh_cron": "0 4 * * *", "keep": 2}, "datasets": [reviews, scores],
-            "models": [{"name": "m", "dataset": "t", "use": "x", "metric": "accuracy", "threshold": 0.8}]}
+            "models": [{"name": "m", "dataset": "t", "use": "x", "metric": "accuracy", "threshold": 0.8,
+                        "train": {"command": ["python", "train.py"], "code": ["train.py"]}}]}
 
 
 @st.composite

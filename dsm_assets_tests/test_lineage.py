@@ -9,9 +9,8 @@ import pytest
 from dsm_assets.cli import main
 from dsm_assets.lineage import LineageError, chain, read_lineage
 from dsm_assets.shards import write_shards
-from dsm_assets.training import train_model
 
-from .caching import cache_latest, publish_and_verify
+from .caching import cache_latest, publish_and_verify, train_text
 
 
 @pytest.fixture
@@ -21,8 +20,8 @@ def trained(data_dir, shipped, tmp_path):
     cached = cache_latest(p, data_dir)
     outputs = tmp_path / "outputs"
     sharded = write_shards(spec, cached.path, outputs)
-    result = train_model(shipped.model("sentiment"), spec, shards_folder=sharded.folder, outputs_dir=outputs,
-                         upstream={"remote_url": p.outcome.url}, run_id="r1")
+    result = train_text(shipped.model("sentiment"), spec, sharded.folder, outputs, run_id="r1",
+                        upstream={"remote_url": p.outcome.url})
     return p, cached, result
 
 
@@ -41,7 +40,7 @@ def test_dsm_lineage_prints_the_commit_the_cache_and_published_version_carry(tra
 
 def test_unknown_model_and_version(trained, capsys):
     assert main(["lineage", "nope"]) == 2
-    assert "no model named 'nope' (registered: sentiment)" in capsys.readouterr().err
+    assert "no model named 'nope' (registered: sentiment, shapes_clf)" in capsys.readouterr().err
     assert main(["lineage", "sentiment", "--version", "v9.9-x"]) == 2
     assert f"model 'sentiment' has no version 'v9.9-x' (trained: {trained[2].version})" in capsys.readouterr().err
 
@@ -76,8 +75,7 @@ def test_a_bad_lineage_json_is_one_line_in_dsm_lineage_and_retrained_by_the_next
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(lineage) in err and "materialise models/sentiment" in err
     spec = shipped.get("text_reviews")
-    again = train_model(shipped.model("sentiment"), spec, shards_folder=Path(result.lineage["dataset"]["shards"]
-                                                                             ["folder"]),
-                        outputs_dir=result.folder.parent.parent.parent, upstream={}, run_id="r2")
+    again = train_text(shipped.model("sentiment"), spec, Path(result.lineage["dataset"]["shards"]["folder"]),
+                       result.folder.parent.parent.parent, run_id="r2")
     assert again.trained and again.version == result.version  # repaired: the same version, trained again
     assert main(["lineage", "sentiment"]) == 0

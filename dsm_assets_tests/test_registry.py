@@ -158,11 +158,15 @@ def test_a_trailing_newline_does_not_pass_a_pattern(tmp_path, field, value, key)
     assert any(m.startswith(f"{tmp_path / 'registry.yaml'}: {key}: ") for m in msgs), msgs
 
 
+TRAIN = {"command": ["python", "train.py"], "code": ["train.py"]}
+
+
 def test_unhashable_values_are_problems_not_tracebacks(tmp_path):
     entry = csv_entry()
     entry["cleaning"]["labels"]["column"] = ["label"]
     path = tmp_path / "registry.yaml"
-    path.write_text(yaml.safe_dump({"datasets": [entry], "models": [{"name": "m", "dataset": ["t"], "use": "x"}]}))
+    path.write_text(yaml.safe_dump({"datasets": [entry], "models": [{"name": "m", "dataset": ["t"], "use": "x",
+                                                                       "train": TRAIN}]}))
     with pytest.raises(RegistryError) as info:
         load_registry(path)
     assert [m.split(": ")[1] for m in info.value.problems] == ["datasets[0].cleaning.labels.column",
@@ -291,3 +295,20 @@ def test_an_alias_to_itself_is_refused_not_a_recursion_error(tmp_path):
     path.write_text("version: 1\ndatasets: &a [*a]\n")  # found by the fuzz test
     with pytest.raises(RegistryError, match=r"r\.yaml:2:15: malformed YAML: aliases \(\*name\) expand"):
         load_registry(path)
+
+
+@pytest.mark.parametrize(("train", "problem"), [
+    (None, "models[0].train: missing required key"),
+    ({"command": "python train.py", "code": ["train.py"]}, "models[0].train.command: expected a non-empty list of "
+                                                          "strings, got 'python train.py'"),
+    ({"command": ["python", "train.py"], "code": []}, "models[0].train.code: expected a non-empty list of strings"),
+    ({**TRAIN, "timeout_seconds": 0}, "models[0].train.timeout_seconds: expected a number of seconds above 0, got 0"),
+    ({**TRAIN, "gpu": 1}, "models[0].train.gpu: unknown key; expected one of: command, code, timeout_seconds"),
+])
+def test_a_model_names_its_training_code_or_says_what_is_wrong(tmp_path, train, problem):
+    model = {"name": "m", "dataset": "t", "use": "x", **({"train": train} if train is not None else {})}
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump({"datasets": [csv_entry()], "models": [model]}))
+    with pytest.raises(RegistryError) as info:
+        load_registry(path)
+    assert any(problem in p for p in info.value.problems), info.value.problems

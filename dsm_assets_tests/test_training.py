@@ -6,9 +6,9 @@ import joblib
 
 from dsm_assets.layout import models_dir
 from dsm_assets.shards import write_shards
-from dsm_assets.training import LINEAGE, train_model
+from dsm_assets.training import LINEAGE
 
-from .caching import cache_latest, publish_and_verify
+from .caching import cache_latest, publish_and_verify, train_text
 
 
 def shard_text_reviews(data_dir, shipped, outputs):
@@ -21,8 +21,8 @@ def test_trains_a_real_model_and_records_its_lineage(data_dir, shipped, tmp_path
     outputs = tmp_path / "outputs"
     spec, sharded = shard_text_reviews(data_dir, shipped, outputs)
     model = shipped.model("sentiment")
-    result = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs,
-                         upstream={"remote_url": "/r", "raw_fingerprint": "abc"}, run_id="run-1")
+    result = train_text(model, spec, sharded.folder, outputs, run_id="run-1",
+                        upstream={"remote_url": "/r", "raw_fingerprint": "abc"})
     assert result.trained and result.metrics["accuracy"] >= model.threshold
     assert result.metrics["train_samples"] + result.metrics["test_samples"] == sharded.manifest["total_samples"]
     lineage = json.loads((result.folder / LINEAGE).read_text())
@@ -38,8 +38,8 @@ def test_same_inputs_reuse_the_model_version(data_dir, shipped, tmp_path):
     outputs = tmp_path / "outputs"
     spec, sharded = shard_text_reviews(data_dir, shipped, outputs)
     model = shipped.model("sentiment")
-    first = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs, upstream={}, run_id="a")
-    again = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs, upstream={}, run_id="b")
+    first = train_text(model, spec, sharded.folder, outputs, run_id="a")
+    again = train_text(model, spec, sharded.folder, outputs, run_id="b")
     assert (again.version, again.trained, again.lineage["dagster_run_id"]) == (first.version, False, "a")
 
 
@@ -49,15 +49,15 @@ def test_a_corrupted_model_file_is_trained_again_not_reused(data_dir, shipped, t
     outputs = tmp_path / "outputs"
     spec, sharded = shard_text_reviews(data_dir, shipped, outputs)
     model = shipped.model("sentiment")
-    first = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs, upstream={}, run_id="a")
+    first = train_text(model, spec, sharded.folder, outputs, run_id="a")
     assert set(first.lineage["files"]) == {"model.joblib", "metrics.json"}
     joblib_file = first.folder / "model.joblib"
     data = bytearray(joblib_file.read_bytes())
     data[len(data) // 2] ^= 0x01
     joblib_file.write_bytes(bytes(data))
-    again = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs, upstream={}, run_id="b")
+    again = train_text(model, spec, sharded.folder, outputs, run_id="b")
     assert (again.version, again.trained, again.lineage["dagster_run_id"]) == (first.version, True, "b")
     assert f"{joblib_file}: content changed since it was written" in caplog.text
     assert joblib.load(again.folder / "model.joblib").predict(["The lid is truly awful."]) == [1]
-    third = train_model(model, spec, shards_folder=sharded.folder, outputs_dir=outputs, upstream={}, run_id="c")
+    third = train_text(model, spec, sharded.folder, outputs, run_id="c")
     assert (third.trained, third.lineage["dagster_run_id"]) == (False, "b")  # intact now: reused

@@ -13,6 +13,7 @@ from dsm_assets.defs.keys import raw_key
 from dsm_assets.defs.model import build_model_asset, build_model_check
 from dsm_assets.defs.published import build_published_asset, build_round_trip_check
 from dsm_assets.defs.raw import build_raw_asset, build_raw_watch_sensor
+from dsm_assets.defs.recorded import build_recorded_models_sensor
 from dsm_assets.defs.resources import DsmPaths, DsmRemotes
 from dsm_assets.defs.shards import build_shards_asset, build_shards_checks
 from dsm_assets.registry import DatasetSpec, Registry
@@ -54,14 +55,16 @@ def build_definitions(*, registry: Registry, data_dir: Path, outputs_dir: Path,
                     "version where the content changed and round-trip check it. Automation then refreshes "
                     "caches, shards and models.",
     )
-    models = [build_model_asset(model=m, dataset=registry.get(m.dataset)) for m in registry.models]
+    models = [build_model_asset(model=m, dataset=registry.get(m.dataset), registry_dir=registry.path.parent)
+              for m in registry.models]
     return dg.Definitions(
         assets=[*(a for d in per_dataset for a in d.assets), *models],
         asset_checks=[*(c for d in per_dataset for c in d.checks),
                       *(build_model_check(model=m) for m in registry.models)],
         jobs=[publish, observe, materialize],
         schedules=[build_cache_schedule(registry=registry)],
-        sensors=[build_automation_sensor(), build_raw_watch_sensor(registry=registry)],
+        sensors=[build_automation_sensor(), build_raw_watch_sensor(registry=registry),
+                 build_recorded_models_sensor(registry=registry)],
         executor=executor or executor_from_env(),
         resources={"dsm_paths": DsmPaths(data_dir=str(data_dir), outputs_dir=str(outputs_dir)),
                    "dsm_remotes": remotes or DsmRemotes.from_env()},

@@ -198,10 +198,18 @@ def model_metadata(result: training.ModelResult, cache_dir: Path) -> dict[str, A
                                               f"&lineageDepth={LINEAGE_DEPTH}"),
         LINEAGE_FILE: dg.MetadataValue.path(str(result.folder / LINEAGE)),
         "model_path": dg.MetadataValue.path(str(result.folder / "model.joblib")),
-        "train_samples": result.metrics["train_samples"],
-        "test_samples": result.metrics["test_samples"],
+        "train_samples": result.metrics.get("train_samples", "-"),
+        "test_samples": result.metrics.get("test_samples", "-"),
         "trained": result.trained,
+        "trained_by": _trained_by(lineage),
     }
+
+
+def _trained_by(lineage: dict[str, Any]) -> str:
+    if lineage.get("recorded_by"):
+        job = f", job {lineage['job']}" if lineage.get("job") else ""
+        return f"recorded from outside Dagster on {lineage.get('host') or '?'}{job}"
+    return "this Dagster run"
 
 
 def read_model(instance: dg.DagsterInstance, model: ModelSpec) -> TrainedModel | None:
