@@ -18,15 +18,13 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import xxhash
-
 from dsm_assets import paths
 from dsm_assets.errors import TrainingError
 from dsm_assets.layout import SHARDS_MANIFEST, shards_dir
 from dsm_assets.lineage import upstream_of
 from dsm_assets.provenance import loaded_version
 from dsm_assets.registry import Registry, load_registry
-from dsm_assets.training import ModelResult, train_model
+from dsm_assets.training import ModelResult, files_digest, train_model
 
 RECORDED_BY = "dsm_assets.record_model"
 
@@ -64,12 +62,9 @@ def _copy(source: Path, target: Path, metrics: dict[str, Any]) -> dict[str, Any]
 
 def _code_version(source: Path, code: list[Path | str]) -> str:
     """`outside-<xxh3>` over the code files and the model's own files: new weights or new code, new version."""
-    digest = xxhash.xxh3_128()
-    files = [Path(c) for c in code] + sorted(p for p in source.rglob("*") if p.is_file())
-    for path in files:
-        digest.update(f"{path.name}\0".encode())
-        digest.update(path.read_bytes())
-    return f"outside-{digest.hexdigest()[:16]}"
+    files = [(Path(c).name, Path(c)) for c in code]
+    files += [(p.relative_to(source).as_posix(), p) for p in sorted(source.rglob("*")) if p.is_file()]
+    return f"outside-{files_digest(files)}"
 
 
 def _job() -> dict[str, Any]:

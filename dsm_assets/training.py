@@ -25,13 +25,13 @@ import xxhash
 
 from dsm_assets import __version__, atomic, seals
 from dsm_assets.errors import StateError, TrainingError, on_disk
+from dsm_assets.fingerprint import hash_file
 from dsm_assets.layout import LATEST, models_dir
 from dsm_assets.lineage import LINEAGE, read_lineage_file
 from dsm_assets.registry import DatasetSpec, ModelSpec
 from dsm_assets.shards import SHARDS_MANIFEST, manifest_hash
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -53,20 +53,23 @@ def model_version(shards_manifest: dict[str, Any], code_version: str) -> str:
     return f"{shards_manifest['version']}-{xxhash.xxh3_64_hexdigest(key.encode())[:10]}"
 
 
+def files_digest(files: list[tuple[str, Path]]) -> str:
+    """xxh3 over each file's name and streamed content hash: the code part of a model version."""
+    digest = xxhash.xxh3_128()
+    for name, path in files:
+        digest.update(f"{name}\0{hash_file(path)}\0".encode())
+    return digest.hexdigest()[:16]
+
+
 def code_version_of(model: ModelSpec, base: Path) -> str:
     """`code-<xxh3>` of the files `model.train.code` lists (relative to `base`, the registry's folder), names
     and contents: editing any of them gives a new model version."""
-    digest = xxhash.xxh3_128()
-    for name in sorted(model.train.code):
-        path = base / name
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise TrainingError(f"models/{model.name}: train.code file {name} cannot be read ({exc.strerror or exc}, "
-                                f"looked in {base}); fix the path in the registry") from None
-        digest.update(f"{name}\0{len(content)}\0".encode())
-        digest.update(content)
-    return f"code-{digest.hexdigest()[:16]}"
+    files = [(name, base / name) for name in sorted(model.train.code)]
+    for name, path in files:
+        if not path.is_file():
+            raise TrainingError(f"models/{model.name}: train.code file {name} is not a readable file (looked in "
+                                f"{base}); fix the path in the registry")
+    return f"code-{files_digest(files)}"
 
 
 def train_model(model: ModelSpec, dataset: DatasetSpec, *, shards_folder: Path, outputs_dir: Path,
