@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dsm_assets.arrow_types import parse_type
 from dsm_assets.errors import RegistryError
+from dsm_assets.media import MediaLimits
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 DEFAULT_REGISTRY = Path(__file__).with_name("registry.yaml")
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-FORMATS = ("csv", "jsonl", "parquet")
+FORMATS = ("csv", "jsonl", "parquet", "imagefolder", "audiofolder")
+FOLDER_FORMATS = {"imagefolder": "image", "audiofolder": "audio"}  # format → the media type its files fill
 REMOTE_KINDS = ("local", "hub", "s3")
 TRANSFERS = ("xet", "lfs")  # how a hub remote sends large files
 OWNER_RE = re.compile(r"^(team:[\w.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
@@ -62,6 +64,7 @@ class Cleaning:
     labels: Labels | None = None
     layers: Layers | None = None
     invalid_utf8: str = "fail"  # fail the run, or drop the row and count it
+    media: MediaLimits = field(default_factory=MediaLimits)  # media columns: what decodes and fits, else dropped
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,10 @@ class DatasetSpec:
     owner: str | None = None  # shown as the assets' owner in the UI: an email or "team:<name>"
     column_docs: dict[str, str] = field(default_factory=dict)  # column → description, shown in the UI
     where: str = field(default="", compare=False)  # e.g. "registry.yaml: datasets[1]", for messages
+
+    def media_columns(self) -> dict[str, str]:
+        """Column → `image` or `audio`, for the schema's media columns."""
+        return {col: typ for col, typ in self.schema.items() if typ in ("image", "audio")}
 
     def arrow_schema(self) -> pa.Schema:
         import pyarrow as pa

@@ -13,6 +13,7 @@ from dsm_assets.errors import RegistryError
 from dsm_assets.registry import (
     BUCKET_RE,
     CRON_RE,
+    FOLDER_FORMATS,
     FORMATS,
     MAX_DEPTH,
     MAX_VALUES,
@@ -28,6 +29,7 @@ from dsm_assets.registry import (
     DatasetSpec,
     Labels,
     Layers,
+    MediaLimits,
     ModelSpec,
     Registry,
     RemoteConfig,
@@ -296,6 +298,7 @@ class _Checker:
         schema = self.schema(d.get("schema"), f"{key}.schema") if "schema" in d else {}
         column_docs = self.column_docs(d.get("schema"), f"{key}.schema")
         cleaning = self.cleaning(d.get("cleaning", {}), f"{key}.cleaning", schema)
+        self.media_schema(source.format if source else None, schema, key)
         remote = self.remote(d.get("remote", {}), f"{key}.remote", name)
         cache_dir = self.rel_path(d.get("cache_dir", f"cache/{name}"), f"{key}.cache_dir")
         shards = self.shards(d.get("shards", {}), f"{key}.shards")
@@ -353,7 +356,7 @@ class _Checker:
         return docs
 
     def cleaning(self, value: Any, key: str, schema: dict[str, str]) -> Cleaning:
-        allowed = ("dedupe_key", "required", "labels", "layers", "invalid_utf8")
+        allowed = ("dedupe_key", "required", "labels", "layers", "invalid_utf8", "media")
         d = self.mapping(value, key, allowed)
         labels = layers = None
         if "labels" in d:
@@ -388,13 +391,47 @@ class _Checker:
             self.fail(f"{key}.invalid_utf8", f"expected one of: {', '.join(UTF8_POLICIES)}")
         dedupe_key = self.columns(d.get("dedupe_key", []), f"{key}.dedupe_key", schema)
         for i, col in enumerate(dedupe_key):
-            if (schema.get(col) or "").startswith("list<"):
-                self.fail(f"{key}.dedupe_key[{i}]", f"column {col!r} is a list; dedupe on scalar columns only")
+            if (schema.get(col) or "").startswith(("list<", "struct<")):
+                self.fail(f"{key}.dedupe_key[{i}]", f"column {col!r} is nested; dedupe on scalar or media columns "
+                                                    "(an image or audio column dedupes on the file's bytes)")
         return Cleaning(
             dedupe_key=dedupe_key,
             required=self.columns(d.get("required", []), f"{key}.required", schema),
-            labels=labels, layers=layers, invalid_utf8=policy,
+            labels=labels, layers=layers, invalid_utf8=policy, media=self.media(d.get("media", {}), f"{key}.media"),
         )
+
+    def media(self, value: Any, key: str) -> MediaLimits:
+        """`cleaning.media`: optional limits on image sizes and audio rates and durations."""
+        ints = ("min_width", "max_width", "min_height", "max_height", "max_pixels", "sample_rate")
+        d = self.mapping(value, key, (*ints, "min_duration", "max_duration"))
+        for name in ints:
+            v = d.get(name)
+            if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v > 0):
+                self.fail(f"{key}.{name}", f"expected a positive integer, got {v!r}")
+                d.pop(name)
+        for name in ("min_duration", "max_duration"):
+            v = d.get(name)
+            if v is not None and not (isinstance(v, int | float) and not isinstance(v, bool) and v > 0):
+                self.fail(f"{key}.{name}", f"expected a positive number of seconds, got {v!r}")
+                d.pop(name)
+        for low, high in (("min_width", "max_width"), ("min_height", "max_height"), ("min_duration", "max_duration")):
+            if d.get(low) and d.get(high) and d[low] > d[high]:
+                self.fail(f"{key}.{low}", f"{low} {d[low]} is above {high} {d[high]}")
+        return MediaLimits(**{k: v for k, v in d.items() if v is not None})
+
+    def media_schema(self, fmt: str | None, schema: dict[str, str | None], key: str) -> None:
+        """An image folder fills exactly one `image` column (an audio folder one `audio`); csv and jsonl
+        cannot hold media (parquet can: a binary column or a {bytes, path} struct)."""
+        media = [c for c, t in schema.items() if t in ("image", "audio")]
+        if fmt in FOLDER_FORMATS:
+            wanted = FOLDER_FORMATS[fmt]
+            filled = [c for c in media if schema[c] == wanted]
+            if len(filled) != 1 or len(media) != 1:
+                self.fail(f"{key}.schema", f"format {fmt} fills exactly one column of type {wanted} with its files; "
+                                           f"the schema has {len(filled)} ({', '.join(media) or 'none'})")
+        elif fmt in ("csv", "jsonl") and media:
+            self.fail(f"{key}.schema.{_key(media[0])}", f"format {fmt} cannot hold {schema[media[0]]} data; use "
+                      "format imagefolder or audiofolder (files on disk) or parquet (the bytes in a column)")
 
     def remote(self, value: Any, key: str, name: Any) -> RemoteConfig:
         only = {"private": "hub", "create": "hub", "transfer": "hub", "bucket": "s3", "prefix": "s3"}

@@ -46,7 +46,8 @@ def test_unknown_type_names_file_and_key_path(tmp_path):
     entries[1]["schema"]["title"] = "strng"
     msgs = problems(tmp_path, entries)
     assert msgs == [f"{tmp_path / 'registry.yaml'}: datasets[1].schema.title: unknown type 'strng'; use one of: "
-                    "string, int32, int64, float32, float64, bool, date32, timestamp, binary, list<T>"]
+                    "string, int32, int64, float32, float64, bool, date32, timestamp, binary, image, audio, list<T>, "
+                    "struct<name: T, ...>"]
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
@@ -140,7 +141,8 @@ def test_odd_keys_and_values_are_named_on_one_line(tmp_path):
     path.write_text(path.read_text() + "'': 1\n")
     with pytest.raises(RegistryError) as info:
         load_registry(path)
-    types = "use one of: string, int32, int64, float32, float64, bool, date32, timestamp, binary, list<T>"
+    types = ("use one of: string, int32, int64, float32, float64, bool, date32, timestamp, binary, image, audio, "
+             "list<T>, struct<name: T, ...>")
     assert info.value.problems == [f"{path}: '': unknown key; expected one of: version, cache, datasets, models",
                                    f"{path}: datasets[0].schema.text: unknown type 'str\\ning'; {types}",
                                    f"{path}: datasets[0].schema.'a\\nb': unknown type 'strng'; {types}"]
@@ -182,13 +184,13 @@ def test_a_nul_character_in_a_path_is_rejected(tmp_path):
 def test_dedupe_on_a_list_column_is_rejected(tmp_path):
     entry = csv_entry(schema={"id": "int64", "words": "list<string>"}, cleaning={"dedupe_key": ["words"]})
     msgs = problems(tmp_path, [entry])
-    assert msgs == [f"{tmp_path / 'registry.yaml'}: datasets[0].cleaning.dedupe_key[0]: column 'words' is a list; "
-                    "dedupe on scalar columns only"]
+    assert msgs == [f"{tmp_path / 'registry.yaml'}: datasets[0].cleaning.dedupe_key[0]: column 'words' is nested; "
+                    "dedupe on scalar or media columns (an image or audio column dedupes on the file's bytes)"]
 
 
 def test_too_deep_nesting_is_a_problem_not_a_recursion_error(tmp_path):
     msgs = problems(tmp_path, [csv_entry(schema={"id": "list<" * 2000 + "int64" + ">" * 2000})])
-    assert any("datasets[0].schema.id: lists nested 2000 deep; at most 8 levels" in m for m in msgs), msgs
+    assert any("datasets[0].schema.id: types nested 2000 deep; at most 8 levels" in m for m in msgs), msgs
     path = tmp_path / "deep.yaml"
     path.write_text("[" * 5000)
     with pytest.raises(RegistryError) as info:
