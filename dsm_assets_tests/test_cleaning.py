@@ -61,9 +61,9 @@ def test_invalid_utf8_rows_dropped_when_the_registry_says_so(tmp_path):
 def test_canonical_layer_is_the_only_one_kept(data_dir, shipped):
     result = clean_dataset(shipped.get("chords"), data_dir)
     table = pq.read_table(result.path)
-    assert [c for c in table.column_names if c.startswith("chord_layer_")] == ["chord_layer_extended"]
-    assert table["chord_layer_extended"].null_count == 0
-    assert result.dropped == {"duplicate": 11, "label_not_allowed": 4, "null:chord_layer_extended": 5}
+    assert [c for c in table.column_names if c.startswith("chord_layer_")] == ["chord_layer_basic"]
+    assert table["chord_layer_basic"].null_count == 0
+    assert result.dropped == {"duplicate": 11, "label_not_allowed": 4, "null:chord_layer_basic": 5}
 
 
 def test_sample_text_dataset_faults_are_all_handled(data_dir, shipped):

@@ -18,7 +18,7 @@ def test_load_returns_a_datasets_dataset_from_the_cache(data_dir, shipped):
     ds = dsm_assets.load("chords")
     assert type(ds).__name__ == "Dataset" and ds.num_rows == p.outcome.rows
     assert ds.column_names == list(shipped.get("chords").schema)
-    assert isinstance(ds[0]["chord_layer_extended"], list)
+    assert isinstance(ds[0]["chord_layer_basic"], list)
 
 
 def test_load_an_older_cached_version(data_dir, shipped):

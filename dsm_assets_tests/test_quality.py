@@ -29,19 +29,19 @@ def test_each_check_fails_on_data_that_breaks_it(tmp_path, shipped):
         "key": ["C", "D"],
         "mode": ["major", "lydian"],
         "tempo": pa.array([90, 100], pa.int32()),
-        "chord_layer_extended": pa.array([["C"], None], pa.list_(pa.string())),
-        "chord_layer_basic": pa.array([["C"], ["D"]], pa.list_(pa.string())),
+        "chord_layer_basic": pa.array([["C"], None], pa.list_(pa.string())),
+        "chord_layer_extended": pa.array([["C"], ["D"]], pa.list_(pa.string())),
     })
     pq.write_table(bad, tmp_path / "bad.parquet")
     got = outcomes(spec, tmp_path / "bad.parquet")
     assert got["non_empty"][0]
     assert got["schema_matches_registry"] == (False, "tempo: registry int64 vs data int32; "
-                                                     "chord_layer_basic: registry - vs data list<string>")
+                                                     "chord_layer_extended: registry - vs data list<string>")
     assert got["unique_dedupe_key"] == (False, "1 duplicate key(s) on (id)")
-    assert got["required_not_null"] == (False, "chord_layer_extended: 1 nulls")
+    assert got["required_not_null"] == (False, "chord_layer_basic: 1 nulls")
     assert got["labels_allowed"] == (False, "labels outside the allowed set: ['lydian']")
-    assert got["one_annotation_layer"] == (False, "expected only 'chord_layer_extended', found "
-                                                  "['chord_layer_extended', 'chord_layer_basic']")
+    assert got["one_annotation_layer"] == (False, "expected only 'chord_layer_basic', found "
+                                                  "['chord_layer_basic', 'chord_layer_extended']")
 
 
 def test_empty_cleaned_data_fails_non_empty(tmp_path, shipped):

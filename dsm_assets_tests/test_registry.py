@@ -23,8 +23,8 @@ def problems(tmp_path: Path, datasets) -> list[str]:
 def test_shipped_registry_loads(shipped):
     assert [s.name for s in shipped.datasets] == ["text_reviews", "chords", "shapes"]
     chords = shipped.get("chords")
-    assert chords.arrow_schema().field("chord_layer_extended").type == pa.list_(pa.string())
-    assert chords.cleaning.layers.canonical == "chord_layer_extended"
+    assert chords.arrow_schema().field("chord_layer_basic").type == pa.list_(pa.string())
+    assert chords.cleaning.layers.canonical == "chord_layer_basic"
     assert chords.remote.kind == "local" and chords.cache_dir == "cache/chords"
 
 
@@ -120,10 +120,10 @@ def test_label_column_must_be_text_and_layers_consistent(tmp_path):
 
 def test_only_the_canonical_layer_may_be_in_the_schema(tmp_path):
     entries = shipped_entries()
-    entries[1]["schema"]["chord_layer_basic"] = "list<string>"
+    entries[1]["schema"]["chord_layer_extended"] = "list<string>"
     msgs = problems(tmp_path, entries)
-    assert msgs == [f"{tmp_path / 'registry.yaml'}: datasets[1].schema.chord_layer_basic: only the canonical layer "
-                    "'chord_layer_extended' may be in the schema"]
+    assert msgs == [f"{tmp_path / 'registry.yaml'}: datasets[1].schema.chord_layer_extended: only the canonical layer "
+                    "'chord_layer_basic' may be in the schema"]
 
 
 def test_unknown_remote_kind_and_bad_repo(tmp_path):

@@ -70,7 +70,7 @@ def chords(rng: random.Random) -> bytes:
         })
     items += [dict(items[rng.randrange(len(items))]) for _ in range(12)]  # duplicate ids
     for item in rng.sample(items, 5):
-        item["chord_layer_extended"] = None  # missing canonical layer
+        item["chord_layer_basic"] = None  # missing canonical layer
     for item in rng.sample(items, 4):
         item["mode"] = "dorian"  # not in the allowed set
     return "".join(json.dumps(it, sort_keys=True) + "\n" for it in items).encode()
