@@ -3,9 +3,11 @@ image decoders and our audio decoder on them, and the integrity check on the new
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -51,16 +53,17 @@ IMAGES = [("PNG", "png"), ("JPEG", "jpg"), ("WEBP", "webp")]
 SOUNDS = [("WAV", "wav", 8000), ("FLAC", "flac", 16000)]
 
 
-def entry(schema: dict[str, str], count: int = 2) -> dict:
+def entry(schema: dict[str, str], count: int = 2, labels: list[str] = LABELS) -> dict:
     return {"name": "m", "use": "tests", "source": {"path": "raw/m/*.parquet", "format": "parquet"},
-            "schema": schema, "cleaning": {"dedupe_key": ["id"], "labels": {"column": "label", "allowed": LABELS}},
+            "schema": schema, "cleaning": {"dedupe_key": ["id"], "labels": {"column": "label", "allowed": labels}},
             "shards": {"count": count}}
 
 
-def shard(tmp_path, data_dir, schema: dict[str, str], columns: dict[str, list], count: int = 2):
+def shard(tmp_path, data_dir, schema: dict[str, str], columns: dict[str, list] | pa.Table, count: int = 2,
+          labels: list[str] = LABELS):
     """`columns` cached as version v1.0 (the table in the registry schema) and sharded: (spec, result)."""
-    spec = spec_from(tmp_path, entry(schema, count))
-    table = pa.table(columns, schema=spec.arrow_schema())
+    spec = spec_from(tmp_path, entry(schema, count, labels))
+    table = pa.table(columns, schema=spec.arrow_schema()) if isinstance(columns, dict) else columns
     cached = cache_version_dir(spec, data_dir, "v1.0", COMMIT)
     (cached / "data").mkdir(parents=True)
     pq.write_table(table, cached / "data" / "train-00000-of-00001.parquet")
@@ -224,3 +227,30 @@ def test_shards_of_an_older_format_are_rewritten(images, tmp_path, data_dir):
     again = write_shards(spec, cache_version_dir(spec, data_dir, "v1.0", COMMIT), tmp_path / "outputs")
     assert again.written and again.repaired == f"{result.folder / SHARDS_MANIFEST} is shard format 1, not {FORMAT}"
     assert again.manifest == result.manifest
+
+
+def train_image():
+    """examples/train_image.py as a module."""
+    path = Path(__file__).resolve().parent.parent / "examples" / "train_image.py"
+    spec = importlib.util.spec_from_file_location("train_image", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_image_example_trains_on_shapes_shards_with_a_binary_or_an_image_column(shapes, tmp_path, data_dir):
+    spec, folder, manifest = shapes
+    module = train_image()
+    (tmp_path / "binary").mkdir()
+    assert module.train(folder, tmp_path / "binary")["accuracy"] >= 0.9
+    table = pq.read_table(cache_version_dir(spec, data_dir, manifest["version"], manifest["commit"]) / "data")
+    image = pa.array([{"bytes": b, "path": f"{i}.png"} for i, b in zip(table["id"].to_pylist(),
+                                                                       table["image"].to_pylist(), strict=True)])
+    media = table.set_column(table.schema.get_field_index("image"), "image", image)
+    schema = {**spec.schema, "image": "image"}
+    (tmp_path / "media").mkdir()
+    _, result = shard(tmp_path / "media", tmp_path / "media" / "data", schema, media, count=3,
+                      labels=list(spec.cleaning.labels.allowed))
+    assert result.manifest["field_groups"] == [["json"], ["cls"], ["png"]]
+    (tmp_path / "model").mkdir()
+    assert module.train(result.folder, tmp_path / "model")["accuracy"] >= 0.9
