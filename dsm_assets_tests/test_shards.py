@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
+from dsm_assets.fingerprint import hash_file
 from dsm_assets.shards import (
+    SELF_HASH,
     SHARDS_MANIFEST,
     ShardError,
     sealed,
@@ -37,6 +41,8 @@ def test_shards_hold_every_row_and_webdataset_reads_exactly_the_manifest_count(s
     assert first["png"].startswith(b"\x89PNG") and json.loads(first["json"])["label"] in ("circle", "square",
                                                                                           "triangle")
     assert int(first["cls"]) == spec.cleaning.labels.allowed.index(json.loads(first["json"])["label"])
+    assert "image" not in json.loads(first["json"])  # a plain binary column is its member only
+    assert manifest["fields"] == ["json", "cls", "png"] and manifest["field_groups"] == [["json"], ["cls"], ["png"]]
     assert all(passed for passed, _ in checks(spec, folder, data_dir).values())
 
 
@@ -172,6 +178,22 @@ def test_reader_pipeline_takes_its_length_from_the_manifest(shapes):
     with pytest.raises(ShardError, match=r"shapes-000000\.tar is missing; re-materialise the shards asset"):
         webdataset_pipeline(folder)
     assert Path(folder).exists()
+
+
+def test_a_sample_missing_its_png_fails_integrity(shapes, data_dir):
+    spec, folder, manifest = shapes
+    path = folder / manifest["shards"][0]["name"]
+    with tarfile.open(path) as tar:
+        found = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers() if m.name != "sample000000007.png"]
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in found:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    manifest["shards"][0].update(bytes=path.stat().st_size, xxh3_128=hash_file(path))  # as a buggy writer's
+    (folder / SHARDS_MANIFEST).write_text(json.dumps(sealed({k: v for k, v in manifest.items() if k != SELF_HASH})))
+    passed, text = checks(spec, folder, data_dir)["integrity"]
+    assert not passed and text == "shapes-000000.tar: sample sample000000007 has no png member"
 
 
 def test_fast_headers_are_byte_identical_to_tarfiles():

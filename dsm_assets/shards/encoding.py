@@ -1,6 +1,18 @@
-"""Rows → WebDataset samples. A sample is `<key>.json` (the row's non-binary columns), `<key>.cls` (the
-label's index in the registry's allowed set, when the dataset has labels), `<key>.txt` (a `text` column,
-when present) and one file per binary column, named by its content (`.png`, else `.bin`)."""
+"""Rows → WebDataset samples. A sample is
+
+    <key>.json   the row's columns except payloads: a media column keeps only its path, {"image": {"path": …}}
+                 (null when the value is null), a plain binary column is left out
+    <key>.cls    the label's index in the registry's allowed set, when the dataset has labels
+    <key>.txt    a string `text` column (empty when the value is null; the json keeps the null)
+    <key>.<ext>  one member per payload column: an `image`/`audio` column (datasets' {bytes, path} struct, the
+                 member holds its `bytes`) or a plain binary column. The extension is what the bytes are,
+                 sniffed by `media.sniff` (png, jpg, webp, gif, bmp, tiff, wav, flac, ogg, mp3), else `bin`, so
+                 webdataset's decoders pick the right one. With several payload columns the member is
+                 `<key>.<column>.<ext>` (webdataset's field `<column>.<ext>`).
+
+Which members were written is only known once they are: the `Encoder` collects each group's extensions
+(json, cls, txt, one group per payload column) for the manifest, which says every sample has exactly one
+member of each group."""
 
 from __future__ import annotations
 
@@ -10,54 +22,82 @@ from typing import Any
 
 import pyarrow as pa
 
-from dsm_assets.registry import DatasetSpec, Labels
+from dsm_assets.arrow_types import is_text
+from dsm_assets.media import sniff
+from dsm_assets.registry import DatasetSpec
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BATCH_ROWS = 4096
+UNKNOWN = "bin"  # the extension of a payload that is no known media kind (or empty)
 
 Sample = tuple[str, list[tuple[str, bytes]]]  # (key, [(extension, payload), …])
 
 
-def fields(spec: DatasetSpec, schema: pa.Schema) -> list[str]:
-    """The files each sample carries: json, cls and txt where they apply, then one per binary column."""
-    names = ["json"]
-    if spec.cleaning.labels:
-        names.append("cls")
-    if "text" in schema.names and pa.types.is_string(schema.field("text").type):
-        names.append("txt")
-    return names + _binary_columns(schema)
-
-
-def samples(spec: DatasetSpec, table: pa.Table, start: int, stop: int) -> Iterator[Sample]:
-    """(key, [(extension, payload), …]) for rows start..stop, converted to Python one batch at a time."""
-    binary = _binary_columns(table.schema)
-    labels = spec.cleaning.labels
-    index = {label: i for i, label in enumerate(labels.allowed)} if labels else {}
-    for offset in range(start, stop, BATCH_ROWS):
-        rows = table.slice(offset, min(BATCH_ROWS, stop - offset)).to_pylist()
-        for i, row in enumerate(rows, start=offset):
-            yield f"sample{i:09d}", _files(row, binary, labels, index)
-
-
 def extension(payload: bytes) -> str:
-    """A binary payload's extension, sniffed from its content."""
-    return "png" if payload.startswith(PNG_SIGNATURE) else "bin"
+    """A payload's extension, sniffed from its content: png, jpg, webp, gif, bmp, tiff, wav, flac, ogg, mp3,
+    else `bin`."""
+    return sniff(payload) or UNKNOWN
 
 
-def _binary_columns(schema: pa.Schema) -> list[str]:
-    return [f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+def is_media_struct(dtype: pa.DataType) -> bool:
+    """Whether `dtype` is datasets' Image()/Audio() storage, struct<bytes: binary, path: string>."""
+    if not pa.types.is_struct(dtype) or sorted(f.name for f in dtype) != ["bytes", "path"]:
+        return False
+    payload = dtype.field("bytes").type
+    return pa.types.is_binary(payload) or pa.types.is_large_binary(payload)
 
 
-def _files(row: dict[str, Any], binary: list[str], labels: Labels | None,
-           index: dict[str, int]) -> list[tuple[str, bytes]]:
-    files = [("json", json.dumps({k: v for k, v in row.items() if k not in binary}, sort_keys=True,
-                                 default=str).encode())]
-    if labels:
-        files.append(("cls", str(index[row[labels.column]]).encode()))
-    if isinstance(row.get("text"), str):
-        files.append(("txt", row["text"].encode()))
-    for col in binary:
-        payload = row[col] or b""
-        ext = extension(payload)
-        files.append((ext if len(binary) == 1 else f"{col}.{ext}", payload))
-    return files
+def payload_columns(schema: pa.Schema) -> list[str]:
+    """The columns written as members of their own: media structs and plain binary columns, in schema order."""
+    return [f.name for f in schema
+            if is_media_struct(f.type) or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+
+
+class Encoder:
+    """Turns rows of one table into samples and remembers the member extensions it wrote, per group."""
+
+    def __init__(self, spec: DatasetSpec, schema: pa.Schema) -> None:
+        self.labels = spec.cleaning.labels
+        self.index = {label: i for i, label in enumerate(self.labels.allowed)} if self.labels else {}
+        self.text = "text" in schema.names and is_text(schema.field("text").type)
+        self.payloads = payload_columns(schema)
+        self.media = {f.name for f in schema if is_media_struct(f.type)}
+        # group → extensions written: json, cls, txt, then one group per payload column
+        self.seen: dict[str, set[str]] = {}
+
+    def samples(self, table: pa.Table, start: int, stop: int) -> Iterator[Sample]:
+        """(key, [(extension, payload), …]) for rows start..stop, converted to Python one batch at a time."""
+        for offset in range(start, stop, BATCH_ROWS):
+            rows = table.slice(offset, min(BATCH_ROWS, stop - offset)).to_pylist()
+            for i, row in enumerate(rows, start=offset):
+                yield key(i), self._files(row)
+
+    def field_groups(self) -> list[list[str]]:
+        """The extensions written, one sorted list per group (json, cls, txt, payload columns): every sample
+        has exactly one member from each list."""
+        order = ["json", "cls", "txt", *(f"column:{c}" for c in self.payloads)]
+        return [sorted(self.seen[g]) for g in order if g in self.seen]
+
+    def _add(self, files: list[tuple[str, bytes]], group: str, ext: str, payload: bytes) -> None:
+        self.seen.setdefault(group, set()).add(ext)
+        files.append((ext, payload))
+
+    def _files(self, row: dict[str, Any]) -> list[tuple[str, bytes]]:
+        files: list[tuple[str, bytes]] = []
+        meta = {k: v for k, v in row.items() if k not in self.payloads}
+        meta.update({col: None if row[col] is None else {"path": row[col].get("path")} for col in self.media})
+        self._add(files, "json", "json", json.dumps(meta, sort_keys=True, default=str).encode())
+        if self.labels:
+            self._add(files, "cls", "cls", str(self.index[row[self.labels.column]]).encode())
+        if self.text:
+            self._add(files, "txt", "txt", (row["text"] or "").encode())
+        for col in self.payloads:
+            value = row[col]
+            payload = (value.get("bytes") if col in self.media and value is not None else value) or b""
+            ext = extension(payload)
+            self._add(files, f"column:{col}", ext if len(self.payloads) == 1 else f"{col}.{ext}", payload)
+        return files
+
+
+def key(index: int) -> str:
+    """The key of the table's `index`th row."""
+    return f"sample{index:09d}"

@@ -1,6 +1,12 @@
 """The manifest, the shards' one truth: written last, sealed with its own hash (SELF_HASH), and checked
 before anything reuses or reads the shards. Beside it, `.seals.json` keeps each shard's mtime as last
-verified, so a shard whose stat is unchanged need not be re-hashed to be reused."""
+verified, so a shard whose stat is unchanged need not be re-hashed to be reused.
+
+Besides each shard's name, bytes, samples and hash, the manifest says what a sample holds: `fields`, every
+member extension written (`["json", "cls", "jpg", "png"]`), and `field_groups`, the same split by where it
+comes from (`[["json"], ["cls"], ["jpg", "png"]]`): each sample has exactly one member of every group, so a
+dataset mixing JPEG and PNG images lists both and a sample carries one of them. `format` is FORMAT; shards of
+an older format are rewritten rather than reused."""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from dsm_assets.layout import SHARDS_MANIFEST
 
 SEALS = ".seals.json"  # each shard's mtime when last verified (not part of the manifest: no data version)
 SELF_HASH = "manifest_xxh3_128"  # the manifest's own hash, over every other key
+FORMAT = 2  # 2: members named by sniffed content, media columns, field_groups (1: no `format` key)
 log = logging.getLogger("dsm_assets.shards")
 
 
@@ -39,6 +46,11 @@ def manifest_problem(folder: Path, manifest: Any) -> str | None:
     if not isinstance(manifest, dict) or manifest.get(SELF_HASH) != _self_hash(manifest):
         return f"{folder / SHARDS_MANIFEST} does not match its own hash (corrupted, or written by an older version)"
     return None
+
+
+def field_groups(manifest: dict[str, Any]) -> list[list[str]]:
+    """Each group of member extensions a sample has exactly one of (format 1 had one extension per group)."""
+    return manifest.get("field_groups") or [[ext] for ext in manifest["fields"]]
 
 
 def verify_shards(folder: Path, manifest: dict[str, Any], *, deep: bool) -> list[str]:
@@ -66,6 +78,10 @@ def reusable(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
     try:
         manifest = json.loads((folder / SHARDS_MANIFEST).read_text())
         shards = manifest["shards"]
+        if manifest.get("format") != FORMAT:
+            problem = f"{folder / SHARDS_MANIFEST} is shard format {manifest.get('format', 1)}, not {FORMAT}"
+            log.warning("%s; writing the shards again", problem)
+            return None, problem
         mtimes = _read_seals(folder)
         problems = [seals.broken(folder / s["name"], {"size": s["bytes"], "mtime_ns": mtimes.get(s["name"]),
                                                       "xxh3_128": s["xxh3_128"]}) for s in shards]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,11 @@ from dsm_assets.cache import read_manifest
 from dsm_assets.errors import ShardError
 from dsm_assets.layout import cache_current, shards_dir
 from dsm_assets.registry import DatasetSpec
-from dsm_assets.shards.manifest import SHARDS_MANIFEST, verify_shards
+from dsm_assets.shards.decoding import audio_decoder
+from dsm_assets.shards.manifest import SHARDS_MANIFEST, field_groups, verify_shards
+
+Handler = Callable[[str, bytes], Any]  # a webdataset decoder handler: (key, data) → decoded or None
+Decode = str | Handler | Sequence[str | Handler] | None
 
 
 def shard_urls(folder: Path, manifest: dict[str, Any]) -> list[str]:
@@ -33,11 +38,14 @@ def current_shards(spec: DatasetSpec, data_dir: Path, outputs_dir: Path) -> Path
     return folder
 
 
-def webdataset_pipeline(folder: Path, *, shuffle: int = 1000, decode: str | None = None, seed: int | None = None):
+def webdataset_pipeline(folder: Path, *, shuffle: int = 1000, decode: Decode = None, seed: int | None = None):
     """A `webdataset.WebDataset` over the shards in `folder`, its length taken from the manifest.
 
-    `shuffle` is the sample shuffle buffer (0 for the manifest order; shards are shuffled too when > 0);
-    `decode` is passed to `.decode()` (e.g. "pil" for images, needs Pillow); None keeps raw bytes.
+    `shuffle` is the sample shuffle buffer (0 for the manifest order; shards are shuffled too when > 0).
+    `decode` is what `.decode()` gets: an image spec such as "pil" (PIL images from png, jpg, webp, … members,
+    which are named by their content), "audio" (`audio_decoder`: wav, flac, ogg and mp3 members become
+    {"array", "sampling_rate"}), a webdataset handler, or a sequence of these, tried in order:
+    `decode=("audio", "pil")`. json, cls and txt are decoded by webdataset's defaults; None keeps raw bytes.
     For a torch DataLoader the seed project recommends num_workers >= 4 and persistent_workers=True:
     `DataLoader(pipeline.batched(64), batch_size=None, num_workers=4, persistent_workers=True)`."""
     import webdataset as wds  # imported on use: only training code needs it
@@ -52,10 +60,16 @@ def webdataset_pipeline(folder: Path, *, shuffle: int = 1000, decode: str | None
     if shuffle:
         pipeline = pipeline.shuffle(shuffle)
     if decode:
-        pipeline = pipeline.decode(decode)
+        pipeline = pipeline.decode(*decoders(decode))
     with warnings.catch_warnings():  # webdataset reminds that __len__ does not cap an epoch; we know
         warnings.simplefilter("ignore", UserWarning)
         return pipeline.with_length(manifest["total_samples"])
+
+
+def decoders(decode: Decode) -> list[str | Callable[[str, bytes], Any]]:
+    """`decode` as `.decode()`'s arguments: "audio" becomes `audio_decoder`, the rest is passed as it is."""
+    specs = [decode] if isinstance(decode, str) or callable(decode) else list(decode or ())
+    return [audio_decoder if spec == "audio" else spec for spec in specs]
 
 
 def read_back(folder: Path, manifest: dict[str, Any]) -> list[str]:
@@ -67,11 +81,11 @@ def read_back(folder: Path, manifest: dict[str, Any]) -> list[str]:
         if not path.is_file():
             problems.append(f"{shard['name']} is missing")
         else:
-            problems += _read_shard(path, shard, manifest["fields"])
+            problems += _read_shard(path, shard, field_groups(manifest))
     return problems
 
 
-def _read_shard(path: Path, shard: dict[str, Any], fields: list[str]) -> list[str]:
+def _read_shard(path: Path, shard: dict[str, Any], groups: list[list[str]]) -> list[str]:
     import webdataset as wds
 
     try:
@@ -81,12 +95,24 @@ def _read_shard(path: Path, shard: dict[str, Any], fields: list[str]) -> list[st
     problems = []
     if len(samples) != shard["samples"]:
         problems.append(f"{shard['name']} holds {len(samples)} samples, the manifest says {shard['samples']}")
-    # one file per field: json, cls, txt as listed, and one per binary column (named by its content)
-    incomplete = [s["__key__"] for s in samples
-                  if "json" not in s or sum(not k.startswith("__") for k in s) != len(fields)]
-    if incomplete:
-        problems.append(f"{shard['name']}: sample {incomplete[0]} does not have one file per field {fields}")
+    # exactly one member of each group: json, cls, txt, and one per payload column (named by its content)
+    wrong = next(((s["__key__"], why) for s in samples if (why := _incomplete(s, groups))), None)
+    if wrong:
+        problems.append(f"{shard['name']}: sample {wrong[0]} {wrong[1]}")
     return problems
+
+
+def _incomplete(sample: dict[str, Any], groups: list[list[str]]) -> str | None:
+    """Why `sample` does not hold exactly one member of each group, or None."""
+    members = {k for k in sample if not k.startswith("__")}
+    for group in groups:
+        found = sorted(members & set(group))
+        if len(found) != 1:
+            return (f"has {' and '.join(found)}, one of {'/'.join(group)} expected" if found
+                    else f"has no {'/'.join(group)} member")
+    if extra := sorted(members - {ext for group in groups for ext in group}):
+        return f"has {', '.join(extra)}, which the manifest does not list"
+    return None
 
 
 def _short(exc: Exception) -> str:

@@ -16,7 +16,7 @@ from dsm_assets.errors import on_disk
 from dsm_assets.layout import shards_dir
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.shards import encoding
-from dsm_assets.shards.manifest import SHARDS_MANIFEST, manifest_hash, reusable, sealed, write_seals
+from dsm_assets.shards.manifest import FORMAT, SHARDS_MANIFEST, manifest_hash, reusable, sealed, write_seals
 from dsm_assets.shards.tar import write_shard
 
 
@@ -45,11 +45,14 @@ def _write_all(spec: DatasetSpec, cache_folder: Path, folder: Path, source: dict
     table = pq.read_table(cache_folder / "data")
     count = max(1, min(spec.shards.count, table.num_rows))
     bounds = [table.num_rows * i // count for i in range(count + 1)]
-    shards = [write_shard(folder / f"{spec.name}-{i:06d}.tar", encoding.samples(spec, table, bounds[i], bounds[i + 1]))
+    encoder = encoding.Encoder(spec, table.schema)
+    shards = [write_shard(folder / f"{spec.name}-{i:06d}.tar", encoder.samples(table, bounds[i], bounds[i + 1]))
               for i in range(count)]
+    groups = encoder.field_groups()  # the extensions actually written, known once the shards are
     manifest = {"dataset": spec.name, "version": source["version"], "commit": source["commit"],
-                "content_hash": source["content_hash"], "total_samples": table.num_rows,
-                "fields": encoding.fields(spec, table.schema), "shards": shards, "hash": "xxh3_128"}
+                "content_hash": source["content_hash"], "total_samples": table.num_rows, "format": FORMAT,
+                "fields": [ext for group in groups for ext in group], "field_groups": groups, "shards": shards,
+                "hash": "xxh3_128"}
     manifest = sealed(manifest)
     atomic.write_json(folder / SHARDS_MANIFEST, manifest)
     write_seals(folder, manifest)
