@@ -18,7 +18,7 @@ from dsm_assets.registry import DatasetSpec
 from dsm_assets.shard_publishing import ShardsPublished, publish_shards
 from dsm_assets.shards import checks as shard_checks
 
-CODE_VERSION = "shards-1"
+CODE_VERSION = "shards-2"
 
 
 def build_shards_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
