@@ -321,3 +321,25 @@ def test_load_turns_media_storage_without_features_into_image_or_audio(tmp_path,
                       typ: pa.array([{"bytes": b"x", "path": "p"}], media_struct())})
     feature = _features(spec, table)[typ]
     assert isinstance(feature, datasets.Image if typ == "image" else datasets.Audio)
+
+
+def test_the_cleaned_asset_records_media_stats_and_the_contact_sheet(tmp_path):
+    import dagster as dg
+
+    from dsm_assets.defs import handoff
+    from dsm_assets.defs.keys import cleaned_key
+
+    data = tmp_path / "data"
+    write_media(data, IMAGE_ROWS)
+    spec = spec_from(tmp_path, media_entry())
+    result = clean_dataset(spec, data)
+    meta = handoff.cleaned_metadata(spec, result)
+    assert meta["contact_sheet"] == dg.MetadataValue.path(str(result.contact_sheet))
+    assert meta["media_image"] == dg.MetadataValue.json(result.media["image"])
+    assert meta["dropped_corrupt_image"] == 1 and "PNG 24×24" in meta["preview"].value
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=cleaned_key(spec), metadata=meta))
+        back = handoff.read_cleaned(instance, spec)
+    assert back.schema == result.schema == {"id": "int64", "label": "string", "image": "image"}
+    assert (back.media, back.contact_sheet) == (result.media, result.contact_sheet)
+    assert back.dropped == {k.replace(":", "_"): n for k, n in result.dropped.items()}  # as metadata keys spell them
