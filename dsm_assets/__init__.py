@@ -7,12 +7,16 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """`dsm_assets.load` and `dsm_assets.record_model` without importing pyarrow or datasets on
-    `import dsm_assets`."""
+    """`dsm_assets.load`, `decode_audio`, `with_audio_decoding` and `record_model` without importing pyarrow
+    or datasets on `import dsm_assets`."""
     if name == "load":
         from dsm_assets.loading import load
 
         return load
+    if name in ("decode_audio", "with_audio_decoding"):
+        from dsm_assets import loading
+
+        return getattr(loading, name)
     if name == "record_model":
         from dsm_assets.recording import record_model
 

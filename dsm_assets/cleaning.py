@@ -1,7 +1,10 @@
 """raw → cleaned: stream the raw files, apply the registry's cleaning rules, write one parquet file.
 
-Every rule is a vectorised mask over a batch; a row is counted under the first rule that drops it. The
-output is named by its content hash (see contenthash), so the same content is the same file and version.
+Every rule is a mask over a batch; a row is counted under the first rule that drops it, in this order:
+required nulls, labels, media (each image or audio value must decode within `cleaning.media`, else it is
+dropped under the probe's reason, e.g. `corrupt_image`), then dedupe. The parquet's schema carries the
+`datasets` features (`features.schema_metadata`), so `datasets` reads media columns as Image()/Audio().
+The output is named by its content hash (see contenthash), so the same content is the same file and version.
 Unchanged inputs (raw fingerprint, registry entry, CODE_VERSION) reuse the previous result without
 reading the raw files again."""
 
@@ -12,7 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +25,26 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from dsm_assets import atomic, seals
-from dsm_assets.arrow_types import type_name
+from dsm_assets import atomic, media_preview, seals
+from dsm_assets.arrow_types import check_type
 from dsm_assets.contenthash import HASH_VERSION, TableHasher
 from dsm_assets.dedupe import SeenKeys, key_array, key_hashes
 from dsm_assets.errors import SourceError, on_disk
+from dsm_assets.features import schema_metadata
 from dsm_assets.fingerprint import fingerprint_files
-from dsm_assets.layout import clean_dir, statcache_path
-from dsm_assets.registry import Cleaning, DatasetSpec
+from dsm_assets.layout import clean_dir, contact_sheet, statcache_path
+from dsm_assets.media import Probe, probe
+from dsm_assets.registry import DatasetSpec
 from dsm_assets.sources import RawBatch, read_source, resolve_files
 
 log = logging.getLogger(__name__)
 
-CODE_VERSION = "3"  # 2: the stats sidecar keeps the schema in column order; 3: composite dedupe keys cannot collide
+# 2: the stats sidecar keeps the schema in column order; 3: composite dedupe keys cannot collide; 4: media values
+# probed and dropped, datasets features and page checksums in the parquet, registry type names in the schema,
+# media stats and a contact sheet
+CODE_VERSION = "4"
 PREVIEW_ROWS = 5
+WARN_FIRST = 3  # dropped media files named in the log per reason (the rest are only counted)
 # pyarrow's streaming CSV and JSON readers keep up to 32 blocks read ahead: 4 MiB blocks hold ~130 MiB
 # (sources.BLOCK_SIZE, 16 MiB, would hold ~550 MiB). Batches of BLOCKS_PER_BATCH blocks are cleaned and
 # written together, so row groups and per-batch work stay as large as with 16 MiB blocks.
@@ -52,12 +61,14 @@ class CleanResult:
     rows_in: int
     rows_out: int
     dropped: dict[str, int]
-    schema: dict[str, str]
+    schema: dict[str, str]  # column → registry type name (`image`, `struct<…>`: check_type's spelling)
     preview: list[dict[str, Any]]
     raw_fingerprint: str
     reused: bool = False  # True when nothing was written because the inputs were unchanged
     seal: dict[str, Any] = field(default_factory=dict)  # the parquet's size, mtime and xxh3 when written
     repaired: str | None = None  # why a file on disk was not reused but rebuilt (one line), if it was not
+    media: dict[str, dict[str, Any]] = field(default_factory=dict)  # media column → MediaStats.to_json()
+    contact_sheet: Path | None = None  # an image dataset's thumbnails, beside the parquet
 
     @classmethod
     def of_file(cls, path: Path, *, content_hash: str, rows: int, schema: dict[str, str]) -> CleanResult:
@@ -68,6 +79,7 @@ class CleanResult:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["path"] = self.path.name
+        out["contact_sheet"] = self.contact_sheet.name if self.contact_sheet else None
         out["schema"] = list(self.schema.items())  # pairs: the JSON is written with sorted keys, order matters
         out.pop("reused")
         out.pop("repaired")
@@ -98,27 +110,31 @@ def _clean(spec: DatasetSpec, data_dir: Path, block_size: int) -> CleanResult:
     index = out_dir / "inputs" / f"{input_key}.json"
     previous, repaired = _reuse(out_dir, index)
     if previous is not None:
-        return previous
+        return _with_contact_sheet(spec, data_dir, previous)
     atomic.remove_stale_temps(out_dir)
     schema = spec.arrow_schema()
     hasher = TableHasher(schema)
-    rules = _Rules(spec.cleaning)
+    rules = _Rules(spec)
     rows_in = 0
     with atomic.temp_beside(out_dir, suffix=".parquet") as tmp:
         # one thread writes (compresses) and hashes a batch while this one reads and cleans the next; the
         # pool closes, waiting for the last write, before the writer does
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer, ThreadPoolExecutor(1) as pool:
+        with pq.ParquetWriter(tmp, schema.with_metadata(schema_metadata(spec.schema)), compression="zstd",
+                              write_page_checksum=True) as writer, \
+                ThreadPoolExecutor(1) as pool:
             preview: list[dict[str, Any]] = []
             written = None
-            for batch, invalid_utf8 in _batches(read_source(spec, files, block_size), schema.names, block_size):
-                rows_in += batch.num_rows + invalid_utf8
+            for batch, invalid_utf8, skipped in _batches(read_source(spec, files, block_size), schema.names,
+                                                         block_size):
+                rows_in += batch.num_rows + invalid_utf8 + sum(skipped.values())
                 rules.dropped["invalid_utf8"] += invalid_utf8
+                rules.dropped.update(skipped)
                 batch = rules.apply(batch).cast(schema)
                 if written is not None:
                     written.result()
                 written = pool.submit(_write, writer, hasher, batch)
                 if len(preview) < PREVIEW_ROWS:
-                    preview += batch.slice(0, PREVIEW_ROWS - len(preview)).to_pylist()
+                    preview += rules.preview(batch, PREVIEW_ROWS - len(preview))
             if written is not None:
                 written.result()
         if rows_in == 0:
@@ -133,8 +149,10 @@ def _clean(spec: DatasetSpec, data_dir: Path, block_size: int) -> CleanResult:
     result = CleanResult(
         version=version, path=target, rows_in=rows_in, rows_out=hasher.rows,
         dropped={k: v for k, v in sorted(rules.dropped.items()) if v},
-        schema={f.name: type_name(f.type) for f in schema}, preview=_jsonable(preview),
+        schema={col: check_type(typ) for col, typ in spec.schema.items()}, preview=_jsonable(preview),
         raw_fingerprint=fingerprint.digest, seal=kept, repaired=repaired,
+        media={col: stats.to_json() for col, stats in rules.media_stats.items()},
+        contact_sheet=_write_contact_sheet(spec, data_dir, version, target),
     )
     atomic.write_json(out_dir / f"{version}.json", result.to_json())
     atomic.write_json(index, {"version": version})  # written last: a crash before it just re-cleans
@@ -146,18 +164,21 @@ def _write(writer: pq.ParquetWriter, hasher: TableHasher, batch: pa.RecordBatch)
     hasher.update(batch)
 
 
-def _batches(raws: Iterator[RawBatch], names: list[str], block_size: int) -> Iterator[tuple[pa.RecordBatch, int]]:
-    """(schema columns, rows dropped as invalid UTF-8) of ~BLOCKS_PER_BATCH of the reader's blocks at a time."""
+def _batches(raws: Iterator[RawBatch], names: list[str],
+             block_size: int) -> Iterator[tuple[pa.RecordBatch, int, Counter[str]]]:
+    """(schema columns, rows dropped as invalid UTF-8, files the reader skipped by reason) of
+    ~BLOCKS_PER_BATCH of the reader's blocks at a time."""
     parts: list[pa.RecordBatch] = []
-    invalid_utf8 = 0
+    invalid_utf8, skipped = 0, Counter[str]()
     for raw in raws:
         parts.append(raw.batch.select(names))
         invalid_utf8 += raw.invalid_utf8
+        skipped.update(getattr(raw, "skipped", None) or {})  # folder readers: other_file, not_in_metadata, …
         if sum(p.nbytes for p in parts) >= BLOCKS_PER_BATCH * block_size:
-            yield pa.concat_batches(parts), invalid_utf8
-            parts, invalid_utf8 = [], 0
+            yield pa.concat_batches(parts), invalid_utf8, skipped
+            parts, invalid_utf8, skipped = [], 0, Counter()
     if parts:
-        yield pa.concat_batches(parts), invalid_utf8
+        yield pa.concat_batches(parts), invalid_utf8, skipped
 
 
 def _reuse(out_dir: Path, index: Path) -> tuple[CleanResult | None, str | None]:
@@ -167,6 +188,8 @@ def _reuse(out_dir: Path, index: Path) -> tuple[CleanResult | None, str | None]:
         stats = json.loads((out_dir / f"{version}.json").read_text())
         path = out_dir / stats.pop("path")
         stats["schema"] = dict(stats["schema"])
+        sheet = stats.pop("contact_sheet", None)
+        stats["contact_sheet"] = out_dir / sheet if sheet else None
         result = CleanResult(path=path, reused=True, **stats)
     except (OSError, ValueError, KeyError, TypeError):
         return None, None  # no usable record: clean as if for the first time
@@ -175,6 +198,23 @@ def _reuse(out_dir: Path, index: Path) -> tuple[CleanResult | None, str | None]:
         log.warning("%s; cleaning again", problem)
         return None, problem
     return result, None
+
+
+def _write_contact_sheet(spec: DatasetSpec, data_dir: Path, version: str, parquet: Path) -> Path | None:
+    """Thumbnails of the first image column's first images (None for datasets without an image column)."""
+    images = [col for col, typ in spec.media_columns().items() if typ == "image"]
+    if not images:
+        return None
+    label = spec.cleaning.labels.column if spec.cleaning.labels else None
+    return media_preview.write_contact_sheet(parquet, images[0], contact_sheet(data_dir, spec.name, version),
+                                             label=label)
+
+
+def _with_contact_sheet(spec: DatasetSpec, data_dir: Path, result: CleanResult) -> CleanResult:
+    """A reused result whose contact sheet was deleted gets it written again (it is derived from the parquet)."""
+    if result.contact_sheet is None or result.contact_sheet.exists():
+        return result
+    return replace(result, contact_sheet=_write_contact_sheet(spec, data_dir, result.version, result.path))
 
 
 def _sealed(out_dir: Path, version: str) -> dict[str, Any] | None:
@@ -189,12 +229,17 @@ def _jsonable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class _Rules:
-    """The registry's cleaning rules over a stream of batches. Keeps the dedupe state across batches."""
+    """The registry's cleaning rules over a stream of batches. Keeps the dedupe state across batches, and the
+    kinds and ranges of the media values kept."""
 
-    def __init__(self, cleaning: Cleaning) -> None:
-        self.cleaning = cleaning
+    def __init__(self, spec: DatasetSpec) -> None:
+        self.name = spec.name
+        self.cleaning = spec.cleaning
+        self.media = spec.media_columns()
         self.dropped: Counter[str] = Counter()
+        self.media_stats = {col: media_preview.MediaStats() for col in self.media}
         self._seen = SeenKeys()
+        self._probes: dict[str, list[Probe | None]] = {}  # of the last batch's kept rows, for its preview
 
     def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         keep = np.ones(batch.num_rows, dtype=bool)
@@ -205,9 +250,46 @@ class _Rules:
             allowed = pc.is_in(batch.column(labels.column), value_set=pa.array(labels.allowed))
             outside = pc.and_(pc.invert(allowed), pc.is_valid(batch.column(labels.column)))
             self._drop(keep, outside.to_numpy(zero_copy_only=False), "label_not_allowed")
+        probes = {col: self._probe(batch.column(col), typ, keep) for col, typ in self.media.items()}
         if self.cleaning.dedupe_key:
             self._drop(keep, self._duplicates(batch, keep), "duplicate")
+        kept = np.flatnonzero(keep)
+        self._probes = {col: [found[i] for i in kept] for col, found in probes.items()}
+        for col, found in self._probes.items():
+            for one in found:
+                if one is not None:
+                    self.media_stats[col].add(one)
         return batch.filter(pa.array(keep))
+
+    def preview(self, batch: pa.RecordBatch, rows: int) -> list[dict[str, Any]]:
+        """The first `rows` rows of the batch `apply` just returned, media and binary values as short text."""
+        out = batch.slice(0, rows).to_pylist()
+        for i, row in enumerate(out):
+            for col, value in row.items():
+                if col in self._probes:
+                    row[col] = media_preview.cell(self._probes[col][i], value)
+                elif isinstance(value, bytes):
+                    row[col] = media_preview.size_text(len(value))
+        return out
+
+    def _probe(self, column: pa.Array, typ: str, keep: np.ndarray) -> list[Probe | None]:
+        """Decode each kept, non-null value of a media column; drop (in `keep`) and count those that fail.
+        One value at a time: memory stays bounded by the batch and the limits (a bomb is refused unread)."""
+        found: list[Probe | None] = [None] * len(column)
+        payloads, paths = (column.flatten()[column.type.get_field_index(n)] for n in ("bytes", "path"))
+        valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
+        for i in np.flatnonzero(keep & valid):
+            result = probe(typ, payloads[i].as_py(), self.cleaning.media)
+            if result.problem is None:
+                found[i] = result
+                continue
+            keep[i] = False
+            self.dropped[result.problem] += 1
+            if self.dropped[result.problem] <= WARN_FIRST:
+                more = " (further ones are only counted)" if self.dropped[result.problem] == WARN_FIRST else ""
+                log.warning("%s: dropped %s %r as %s: %s%s", self.name, _media_word(typ), paths[i].as_py(),
+                            result.problem, result.detail, more)
+        return found
 
     def _drop(self, keep: np.ndarray, mask: np.ndarray, reason: str) -> None:
         newly = mask & keep
@@ -221,3 +303,7 @@ class _Rules:
         dup = np.zeros(batch.num_rows, dtype=bool)
         dup[positions[~self._seen.add_new(hi[positions], lo[positions])]] = True
         return dup
+
+
+def _media_word(typ: str) -> str:
+    return "image" if typ == "image" else "audio file"

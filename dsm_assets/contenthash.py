@@ -3,7 +3,8 @@
 Row chunking, string offsets, slicing, the bytes under null slots, parquet encoding and schema metadata
 all leave the hash unchanged, so the cleaned parquet and the same data loaded back through `datasets`
 hash alike. Each column feeds separate streams (validity, lengths, values), so feeding batch by batch
-gives the same digest as feeding the whole table at once."""
+gives the same digest as feeding the whole table at once. A struct's children (an image's bytes and
+path, say) are hashed as columns of their own, at any depth."""
 
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ class TableHasher:
             lengths = pc.fill_null(pc.list_value_length(arr), 0).cast(pa.int64())
             self._stream(key + "#len").update(lengths.to_numpy().tobytes())
             self._feed(key + "[]", arr.flatten())
+        elif pa.types.is_struct(dtype):
+            # each child as a column of its own; flatten() applies the slice offset and the parent's nulls
+            for child, values in zip(dtype, arr.flatten(), strict=True):
+                self._feed(f"{key}{{{child.name}}}", values)
         elif pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_binary(dtype) \
                 or pa.types.is_large_binary(dtype):
             self._feed_binary(key, arr)

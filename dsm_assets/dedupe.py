@@ -15,13 +15,22 @@ import xxhash
 def key_array(batch: pa.RecordBatch, columns: tuple[str, ...]) -> pa.Array:
     """The dedupe key of each row: the one column itself, or the columns joined unambiguously (see _key_part)."""
     if len(columns) == 1:
-        return batch.column(columns[0])
+        return key_column(batch.column(columns[0]))
     return pc.binary_join_element_wise(*[_key_part(batch.column(c)) for c in columns], b"")
+
+
+def key_column(column: pa.Array) -> pa.Array:
+    """An image or audio column ({bytes, path} struct) keys on the file's bytes only: the same file under two
+    paths is one. A null value stays null. Any other column is its own key."""
+    if pa.types.is_struct(column.type) and column.type.get_field_index("bytes") >= 0:
+        return column.flatten()[column.type.get_field_index("bytes")]  # flatten(): the parent's nulls apply
+    return column
 
 
 def _key_part(column: pa.Array) -> pa.Array:
     """One column of a composite key as `<byte length>:<bytes>`, null as `~`. Concatenated, these parts are
     unambiguous: a separator could also occur inside a value, and a null marker could equal a value."""
+    column = key_column(column)
     if not (pa.types.is_string(column.type) or pa.types.is_binary(column.type)):
         column = column.cast(pa.string())
     data = column.cast(pa.binary())

@@ -2,6 +2,7 @@
 built here through `paths.under`/`paths.inside`, so none can lead out of the data or outputs dir.
 
     <data>/clean/<dataset>/<content-hash>.parquet (+ .json)   cleaned data and its stats
+    <data>/clean/<dataset>/<content-hash>.contact.png          an image dataset's thumbnails (contact sheet)
     <data>/.dsm/statcache/<dataset>.json                       raw fingerprint's stat cache
     <data>/.dsm/published/<dataset>.json                       latest published version (dsm registry)
     <data>/.dsm/verified/<dataset>.json                        latest version whose round_trip passed
@@ -51,6 +52,11 @@ def folder_name(tag: str, commit: str) -> str:
 
 def clean_dir(data_dir: Path, name: str) -> Path:
     return under(data_dir, "clean", name)
+
+
+def contact_sheet(data_dir: Path, name: str, version: str) -> Path:
+    """The contact sheet (first images as thumbnails) beside the cleaned parquet of `version`."""
+    return under(data_dir, "clean", name, f"{version}.contact.png")
 
 
 def statcache_path(data_dir: Path, name: str) -> Path:

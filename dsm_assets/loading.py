@@ -5,23 +5,32 @@
     old = dsm_assets.load("text_reviews", "v1.0")      # any version still in the cache
 
 It reads the cached parquet with pyarrow and wraps it as a `datasets.Dataset`; no Hub or datasets
-download code runs, so it cannot reach the network whether or not HF_HUB_OFFLINE was set before import."""
+download code runs, so it cannot reach the network whether or not HF_HUB_OFFLINE was set before import.
+
+Image columns are `datasets.Image()` (a PIL image on access). Audio columns decode to
+`{"path", "array", "sampling_rate"}`: through `datasets.Audio()` where torchcodec is installed, else (the
+datasets 4+ Audio feature decodes only through torchcodec) through soundfile, by `with_audio_decoding`.
+`decode_audio` and `with_audio_decoding` serve users of plain `datasets.load_dataset` the same way."""
 
 from __future__ import annotations
 
+import importlib.util
+import io
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dsm_assets import paths
+from dsm_assets.arrow_types import media_struct
 from dsm_assets.cache import read_manifest, verify_folder
 from dsm_assets.errors import CacheError
 from dsm_assets.layout import CACHE_VERSIONS, cache_current, cache_root
 from dsm_assets.preflight import preflight
 from dsm_assets.provenance import Loaded, remember_load
-from dsm_assets.registry import Registry, load_registry
+from dsm_assets.registry import DatasetSpec, Registry, load_registry
 
 if TYPE_CHECKING:
     import datasets
@@ -30,6 +39,7 @@ if TYPE_CHECKING:
 def load(name: str, version: str | None = None, *, data_dir: Path | None = None,
          registry: Registry | None = None) -> datasets.Dataset:
     """The cached `name` (`version`, default the current one) as a datasets.Dataset, from local files only.
+    Image columns give PIL images, audio columns `{"path", "array", "sampling_rate"}` dicts (see the module).
 
     Raises CacheError naming the dataset and `dsm preflight` when the cache is missing, stale or corrupt."""
     spec = (registry or load_registry()).get(name)
@@ -49,13 +59,93 @@ def load(name: str, version: str | None = None, *, data_dir: Path | None = None,
     remember_load(Loaded(name, manifest["version"], manifest["commit"], manifest["content_hash"]))
     import datasets  # imported on use: heavy, and only the training side needs it
 
-    return datasets.Dataset(datasets.table.InMemoryTable(table), split=datasets.Split.TRAIN)
+    info = datasets.DatasetInfo(features=_features(spec, table))
+    dataset = datasets.Dataset(datasets.table.InMemoryTable(table), info=info, split=datasets.Split.TRAIN)
+    return with_audio_decoding(dataset)
+
+
+def _features(spec: DatasetSpec, table: pa.Table) -> datasets.Features:
+    """The features the parquet's `huggingface` metadata declares; a media column of a version written
+    without them (its {bytes, path} storage only) still becomes Image() or Audio() from the registry."""
+    import datasets
+
+    features = datasets.Features.from_arrow_schema(table.schema)
+    media = {"image": datasets.Image(), "audio": datasets.Audio()}
+    for col, typ in spec.media_columns().items():
+        stored = col in table.column_names and table.schema.field(col).type.equals(media_struct())
+        if stored and not isinstance(features[col], datasets.Image | datasets.Audio):
+            features[col] = media[typ]
+    return features
+
+
+def torchcodec_available() -> bool:
+    """Whether `datasets.Audio()` can decode here (datasets 4+ decodes audio only through torchcodec)."""
+    return importlib.util.find_spec("torchcodec") is not None
+
+
+def decode_audio(value: dict[str, Any] | bytes | str | None) -> dict[str, Any] | None:
+    """One audio value, as `datasets.Audio(decode=False)` gives it ({"bytes", "path"}; or the bytes, or a
+    path), decoded with soundfile (WAV, FLAC, OGG, MP3; no torchcodec needed) into
+    `{"path": str | None, "array": float32 ndarray, "sampling_rate": int}`; the array is (frames,) for mono,
+    (channels, frames) otherwise, as datasets' Audio used to give. For users of plain `datasets.load_dataset`
+    without torchcodec:
+
+        ds = datasets.load_dataset(folder)["train"].cast_column("audio", datasets.Audio(decode=False))
+        dsm_assets.decode_audio(ds[0]["audio"])["array"]
+
+    or `dsm_assets.with_audio_decoding(ds)` to decode every audio column on access."""
+    import soundfile
+
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        payload, path = value.get("bytes"), value.get("path")
+    elif isinstance(value, str):
+        payload, path = None, value
+    else:
+        payload, path = value, None
+    source = io.BytesIO(payload) if payload else path
+    if source is None:
+        raise ValueError("an audio value needs its bytes or a path; both are empty")
+    array, rate = soundfile.read(source, dtype="float32", always_2d=False)
+    return {"path": path, "array": array.T if array.ndim > 1 else array, "sampling_rate": int(rate)}
+
+
+class AudioDecoding:
+    """A `Dataset.set_transform` function: decodes the named audio columns with `decode_audio`, leaves the
+    others as the dataset's features decode them (images stay PIL). A class, so it pickles to DataLoader
+    workers."""
+
+    def __init__(self, columns: Iterable[str]) -> None:
+        self.columns = tuple(columns)
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for col in self.columns:
+            if col in batch:
+                batch[col] = [decode_audio(v) for v in batch[col]]
+        return batch
+
+
+def with_audio_decoding(dataset: datasets.Dataset) -> datasets.Dataset:
+    """`dataset` with its Audio() columns decoding to `{"path", "array", "sampling_rate"}` on access even
+    without torchcodec: they are cast to Audio(decode=False) (the same storage, nothing copied) and decoded by
+    soundfile in a format transform. Unchanged when torchcodec is installed or there is no audio column."""
+    import datasets
+
+    audio = [col for col, f in dataset.features.items() if isinstance(f, datasets.Audio) and f.decode]
+    if not audio or torchcodec_available():
+        return dataset
+    for col in audio:
+        dataset = dataset.cast_column(col, datasets.Audio(decode=False))  # a decodable feature: info only
+    dataset.set_transform(AudioDecoding(audio))
+    return dataset
 
 
 def _read(name: str, folder: Path) -> pa.Table:
     parts = sorted((folder / "data").glob("*.parquet"))
     try:
-        return pa.concat_tables(pq.read_table(p, memory_map=True) for p in parts)
+        # page checksums (cleaning writes them) catch a flipped byte in the data that no decoder would notice
+        return pa.concat_tables(pq.read_table(p, memory_map=True, page_checksum_verification=True) for p in parts)
     except (OSError, pa.ArrowException) as exc:
         raise CacheError(f"{name}: a cached file in {folder / 'data'} is unreadable ({exc}); run "
                          f"`dsm preflight --deep {name}`, then re-materialise {name}/cache") from None

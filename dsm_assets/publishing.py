@@ -1,8 +1,9 @@
 """cleaned → published: decide the version, build the dataset card, publish through the dataset's remote.
 
 A version is three files: the cleaned parquet (`data/train-00000-of-00001.parquet`), a dataset card
-`README.md` whose YAML `configs` point `datasets` at the parquet and whose table lists every version,
-and `dsm.json` (content hash, schema, rows, history) from which the next publish decides its version."""
+`README.md` whose YAML `configs` point `datasets` at the parquet and whose `dataset_info.features` declare
+its columns (image and audio columns as Image() and Audio()), and whose table lists every version, and
+`dsm.json` (content hash, schema, features, rows, history) from which the next publish decides its version."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from dsm_assets import atomic, state, versioning
 from dsm_assets.cache import cached_files
 from dsm_assets.errors import RemoteCorruptError, RemoteError, on_disk
+from dsm_assets.features import yaml_features
 from dsm_assets.layout import CARD_PATH, DATA_GLOB, DATA_PATH, INFO_PATH, staging_dir
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.remotes.base import Remote
@@ -114,7 +118,8 @@ def _version_info(spec: DatasetSpec, tag: str, cleaned: CleanResult, schema_hash
     entry = {"version": tag, "content_hash": cleaned.version, "rows": cleaned.rows_out, "schema_hash": schema_hash,
              "published_at": datetime.now(UTC).isoformat(timespec="seconds")}
     history = [entry, *(previous["history"] if previous else [])]
-    info = {"dataset": spec.name, "use": spec.use, **entry, "schema": cleaned.schema, "history": history}
+    info = {"dataset": spec.name, "use": spec.use, **entry, "schema": cleaned.schema, "history": history,
+            "features": yaml_features(cleaned.schema)}  # the card's dataset_info (see dataset_card)
     if cleaned.raw_fingerprint:  # lineage: the raw files this content was cleaned from
         info["raw_fingerprint"] = cleaned.raw_fingerprint
     return info
@@ -146,7 +151,13 @@ def how_to_load(spec: DatasetSpec, version: str) -> str:
 
 
 def dataset_card(spec: DatasetSpec, info: dict[str, Any]) -> str:
-    """README.md: `configs` so `datasets.load_dataset(repo, revision=…)` finds the parquet, and the version table."""
+    """README.md: `configs` so `datasets.load_dataset(repo, revision=…)` finds the parquet, `dataset_info` with
+    the features it reads the columns as, and the version table. A version whose dsm.json has no `features`
+    (published before they were recorded) gets its card as it was then, so a repair rebuilds it byte for byte."""
+    features = ""
+    if info.get("features"):
+        features = yaml.safe_dump({"dataset_info": {"features": info["features"]}}, sort_keys=False,
+                                  allow_unicode=True)
     rows = "\n".join(f"| {h['version']} | {h['published_at'][:10]} | {h['rows']} | `{h['content_hash'][:16]}` |"
                      for h in info["history"])
     columns = "\n".join(f"| `{name}` | {typ} |" for name, typ in info["schema"].items())
@@ -156,7 +167,7 @@ configs:
   data_files:
   - split: train
     path: {DATA_GLOB}
-tags:
+{features}tags:
 - dsm_assets
 ---
 

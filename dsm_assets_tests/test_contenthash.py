@@ -56,3 +56,45 @@ def test_any_value_name_or_null_change_changes_the_hash():
     ]
     hashes = {hash_table(v) for v in variants}
     assert base not in hashes and len(hashes) == len(variants)
+
+
+MEDIA = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+NESTED = pa.struct([("x", pa.int64()), ("y", pa.list_(pa.string()))])
+
+
+def structs() -> pa.Table:
+    return pa.table({
+        "image": pa.array([{"bytes": b"\x89PNG1", "path": "a.png"}, None, {"bytes": b"", "path": "c.png"},
+                           {"bytes": b"\x89PNG4", "path": None}, {"bytes": b"\x89PNG5", "path": "e.png"}], MEDIA),
+        "pt": pa.array([{"x": 1, "y": ["p"]}, {"x": None, "y": []}, None, {"x": 4, "y": None},
+                        {"x": 5, "y": ["q", "r"]}], NESTED),
+        "boxes": pa.array([[{"x": 1, "y": ["a"]}], [], None, [None, {"x": 2, "y": []}], [{"x": 3, "y": None}]],
+                          pa.list_(NESTED)),
+    })
+
+
+def test_structs_hash_by_children_independent_of_batch_sizes(tmp_path):
+    t = structs()
+    whole = hash_table(t)
+    for size in (1, 2, 3):
+        assert hash_batches(t.schema, t.to_batches(max_chunksize=size))[0] == whole
+    assert hash_table(pa.concat_tables([t.slice(0, 1), t.slice(1, 3), t.slice(4)])) == whole
+    pq.write_table(t, tmp_path / "s.parquet", row_group_size=2)
+    assert hash_table(pq.read_table(tmp_path / "s.parquet")) == whole
+
+
+def test_a_struct_differs_from_its_swapped_values():
+    swapped = pa.struct([("a", pa.string()), ("b", pa.string())])
+    one = pa.table({"s": pa.array([{"a": "x", "b": "y"}, {"a": "z", "b": "w"}], swapped)})
+    other = pa.table({"s": pa.array([{"a": "y", "b": "x"}, {"a": "z", "b": "w"}], swapped)})
+    rows = pa.table({"s": pa.array([{"a": "z", "b": "w"}, {"a": "x", "b": "y"}], swapped)})
+    assert len({hash_table(one), hash_table(other), hash_table(rows)}) == 3
+    t = structs()
+    moved = t.set_column(0, "image", pa.array([{"bytes": b"\x89PNG1", "path": "e.png"}, None,
+                                               {"bytes": b"", "path": "c.png"}, {"bytes": b"\x89PNG4", "path": None},
+                                               {"bytes": b"\x89PNG5", "path": "a.png"}], MEDIA))
+    null_child = t.set_column(0, "image", pa.array([{"bytes": b"\x89PNG1", "path": "a.png"}, None,
+                                                    {"bytes": None, "path": "c.png"},
+                                                    {"bytes": b"\x89PNG4", "path": None},
+                                                    {"bytes": b"\x89PNG5", "path": "e.png"}], MEDIA))
+    assert len({hash_table(t), hash_table(moved), hash_table(null_child)}) == 3

@@ -38,6 +38,8 @@ CONTENT_HASH = "content_hash"
 ROWS_IN, ROWS_OUT, REUSED, RAW_FINGERPRINT = "rows_in", "rows_out", "reused", "raw_fingerprint"
 COLUMN_SCHEMA = "dagster/column_schema"
 DROPPED_PREFIX = "dropped_"
+CONTACT_SHEET = "contact_sheet"  # an image dataset's thumbnails
+MEDIA_PREFIX = "media_"  # + column: the kinds and ranges of an image or audio column (MediaStats)
 # published
 BYTES_UPLOADED, NEW_VERSION = "bytes_uploaded", "new_version"
 # shards
@@ -53,7 +55,7 @@ SHARDS_HOLD = COMMIT  # the cached commit
 MODEL_HOLDS = SHARDS_MANIFEST_HASH  # the shards' manifest hash
 
 # Preview cells are cut short so that every column fits the asset page's metadata panel.
-PREVIEW_CELL = 32
+PREVIEW_CELL = 40  # a media cell, `PNG 24×24, 812 B, circle/0001.png`, fits whole
 # Hops from a model back to its raw files: raw, cleaned, published, cache, shards.
 LINEAGE_DEPTH = 5
 
@@ -88,6 +90,9 @@ def cleaned_metadata(spec: DatasetSpec, result: CleanResult) -> dict[str, Any]:
         REUSED: result.reused,
     }
     meta.update({f"{DROPPED_PREFIX}{reason.replace(':', '_')}": n for reason, n in result.dropped.items()})
+    meta.update({f"{MEDIA_PREFIX}{col}": dg.MetadataValue.json(stats) for col, stats in result.media.items()})
+    if result.contact_sheet is not None:
+        meta[CONTACT_SHEET] = dg.MetadataValue.path(str(result.contact_sheet))
     return meta
 
 
@@ -100,7 +105,9 @@ def read_cleaned(instance: dg.DagsterInstance, spec: DatasetSpec) -> CleanResult
         version=meta[CONTENT_HASH].value, path=Path(meta[PATH].value), rows_in=meta[ROWS_IN].value,
         rows_out=meta[ROWS_OUT].value, schema={c.name: c.type for c in meta[COLUMN_SCHEMA].value.columns},
         dropped={k.removeprefix(DROPPED_PREFIX): v.value for k, v in meta.items() if k.startswith(DROPPED_PREFIX)},
-        preview=[], raw_fingerprint=meta[RAW_FINGERPRINT].value, reused=meta[REUSED].value)
+        preview=[], raw_fingerprint=meta[RAW_FINGERPRINT].value, reused=meta[REUSED].value,
+        media={k.removeprefix(MEDIA_PREFIX): v.value for k, v in meta.items() if k.startswith(MEDIA_PREFIX)},
+        contact_sheet=Path(meta[CONTACT_SHEET].value) if CONTACT_SHEET in meta else None)
 
 
 # published

@@ -1,0 +1,114 @@
+"""What a person sees of image and audio columns in place of their bytes: a short cell for preview tables
+(`PNG 24×24, 812 B, circle/0001.png`), the ranges a cleaned column spans (`MediaStats`), and a contact
+sheet of thumbnails written beside an image dataset's cleaned parquet."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from dsm_assets import atomic
+from dsm_assets.media import Probe
+
+SHEET_IMAGES = 64  # the first images of the cleaned data
+SHEET_THUMB = 48  # pixels, the longer side of each thumbnail
+SHEET_COLUMNS = 8
+SHEET_LABEL = 12  # pixels under each thumbnail for its label
+
+
+def size_text(n: int) -> str:
+    """`812 B`, `3.4 KiB`, `1.2 MiB`."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def cell(probe: Probe | None, value: dict[str, Any] | None) -> str | None:
+    """A media value as a preview shows it: what it is, its size and its path; never its bytes."""
+    if value is None:
+        return None
+    payload, path = value.get("bytes") or b"", value.get("path")
+    what = probe.describe() if probe is not None else "?"
+    return ", ".join(part for part in (what, size_text(len(payload)), path) if part)
+
+
+class MediaStats:
+    """One media column's kinds and ranges over the rows cleaning kept."""
+
+    def __init__(self) -> None:
+        self.kinds: Counter[str] = Counter()
+        self._ranges: dict[str, list[float]] = {}
+
+    def add(self, probe: Probe) -> None:
+        self.kinds[probe.kind or "unknown"] += 1
+        for name in ("width", "height", "sample_rate", "duration"):
+            value = getattr(probe, name)
+            if value is not None:
+                low, high = self._ranges.setdefault(name, [value, value])
+                self._ranges[name] = [min(low, value), max(high, value)]
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"kinds": {"png": 3}, "width": [24, 64], "height": [24, 64]}` (audio: sample_rate, duration)."""
+        out: dict[str, Any] = {"kinds": dict(sorted(self.kinds.items()))}
+        for name, (low, high) in self._ranges.items():
+            out[name] = [round(low, 3), round(high, 3)] if name == "duration" else [int(low), int(high)]
+        return out
+
+
+def write_contact_sheet(parquet: Path, column: str, target: Path, *, label: str | None = None) -> Path | None:
+    """A PNG grid of the first SHEET_IMAGES images of `column` in `parquet` as SHEET_THUMB-pixel thumbnails,
+    each captioned with its `label` column's value if given; written atomically to `target`. None (nothing
+    written) when the column holds no image. The images passed cleaning's probe, so each decodes within the
+    registry's pixel limit; JPEGs are decoded at reduced size."""
+    from PIL import Image, ImageDraw
+
+    thumbs = _thumbnails(parquet, column, label)
+    if not thumbs:
+        return None
+    rows = -(-len(thumbs) // SHEET_COLUMNS)
+    cell_h = SHEET_THUMB + (SHEET_LABEL if label else 0)
+    sheet = Image.new("RGB", (SHEET_COLUMNS * SHEET_THUMB, rows * cell_h), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (thumb, caption) in enumerate(thumbs):
+        x, y = (i % SHEET_COLUMNS) * SHEET_THUMB, (i // SHEET_COLUMNS) * cell_h
+        sheet.paste(thumb, (x + (SHEET_THUMB - thumb.width) // 2, y + (SHEET_THUMB - thumb.height) // 2))
+        if label and caption is not None:
+            draw.text((x + 2, y + SHEET_THUMB), str(caption)[:8], fill="black")
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    atomic.write_bytes(target, buffer.getvalue())
+    return target
+
+
+def _thumbnails(parquet: Path, column: str, label: str | None) -> list[tuple[Any, Any]]:
+    from PIL import Image
+
+    columns = [column] + ([label] if label and label != column else [])
+    out: list[tuple[Any, Any]] = []
+    for batch in pq.ParquetFile(parquet).iter_batches(batch_size=SHEET_IMAGES, columns=columns):
+        images = batch.column(column).to_pylist()
+        captions = batch.column(label).to_pylist() if label else [None] * len(images)
+        for value, caption in zip(images, captions, strict=True):
+            if len(out) == SHEET_IMAGES:
+                return out
+            payload = value.get("bytes") if isinstance(value, dict) else value
+            if not payload:
+                continue
+            try:
+                with Image.open(io.BytesIO(payload)) as image:
+                    image.draft("RGB", (SHEET_THUMB, SHEET_THUMB))  # JPEG: decode at 1/2 … 1/8 scale
+                    thumb = image.convert("RGBA")
+            except Exception:  # a preview: an undecodable image is left out, never fatal
+                continue
+            thumb.thumbnail((SHEET_THUMB, SHEET_THUMB))
+            flat = Image.new("RGB", thumb.size, "white")
+            flat.paste(thumb, mask=thumb.getchannel("A"))
+            out.append((flat, caption))
+    return out
