@@ -147,7 +147,7 @@ def _from_folders(spec: DatasetSpec, root: Path, media: dict[PurePosixPath, Path
                   media_col: str) -> Iterator[_Plan]:
     """Labels from class folders, splits from split folders; every other schema column null."""
     label_col = _label_column(spec)
-    rels = list(media)  # sorted by folder_files
+    rels = sorted(media, key=_key)  # by the relative path's bytes
     labels, splits = [], []
     for rel in rels:
         parts = rel.parts[:-1]
@@ -251,7 +251,7 @@ def _named_file(spec: DatasetSpec, path: Path, row: int, name: str | None, rel_f
         return rel
     target = root.joinpath(*rel.parts)
     if target.exists() and target.is_file():
-        raise SourceError(f"{where} is not a {FOLDER_FORMATS[spec.source.format]} file "
+        raise SourceError(f"{where} is not an {FOLDER_FORMATS[spec.source.format]} file "
                           f"({', '.join(EXTENSIONS[FOLDER_FORMATS[spec.source.format]])}); rename it or remove the row")
     raise SourceError(f"{where}: no such file in {display_path(path.parent)}; add the file or fix the row")
 
