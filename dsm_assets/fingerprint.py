@@ -70,7 +70,8 @@ def fingerprint_files(files: list[Path], root: Path, cache_path: Path | None = N
         if now_ns - st.st_mtime_ns > RACY_SECONDS * 1e9:
             fresh[rel] = [st.st_size, st.st_mtime_ns, digest]
         total += st.st_size
-        combined.update(f"{rel}\0{st.st_size}\0{digest}\n".encode())
+        # a name that is not valid UTF-8 arrives surrogate-escaped: hash its original bytes
+        combined.update(f"{rel}\0{st.st_size}\0{digest}\n".encode("utf-8", "surrogateescape"))
     if cache_path is not None and fresh != cache:
         atomic.write_json(cache_path, {"entries": fresh, "xxh3_128": _entries_hash(fresh)})
     return Fingerprint(digest=combined.hexdigest(), files=len(files), bytes=total, rehashed=rehashed)

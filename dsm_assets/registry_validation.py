@@ -421,7 +421,8 @@ class _Checker:
 
     def media_schema(self, fmt: str | None, schema: dict[str, str | None], key: str) -> None:
         """An image folder fills exactly one `image` column (an audio folder one `audio`); csv and jsonl
-        cannot hold media (parquet can: a binary column or a {bytes, path} struct)."""
+        cannot hold media (parquet can: a binary column or a {bytes, path} struct); a folder's schema has no
+        `file_name` (its metadata's key to the files); csv cannot hold struct values."""
         media = [c for c, t in schema.items() if t in ("image", "audio")]
         if fmt in FOLDER_FORMATS:
             wanted = FOLDER_FORMATS[fmt]
@@ -432,6 +433,14 @@ class _Checker:
         elif fmt in ("csv", "jsonl") and media:
             self.fail(f"{key}.schema.{_key(media[0])}", f"format {fmt} cannot hold {schema[media[0]]} data; use "
                       "format imagefolder or audiofolder (files on disk) or parquet (the bytes in a column)")
+        if fmt in FOLDER_FORMATS and "file_name" in schema:
+            self.fail(f"{key}.schema.file_name", f"format {fmt} reads file_name from metadata.csv/.jsonl to find "
+                      "each row's file; it is not a column: remove it (the media column's path holds the name)")
+        if fmt == "csv":
+            for col, typ in schema.items():
+                if typ and typ.startswith("struct<"):
+                    self.fail(f"{key}.schema.{_key(col)}", f"format csv cannot hold nested {typ} values; use "
+                              "format jsonl or parquet, or flatten the struct into columns")
 
     def remote(self, value: Any, key: str, name: Any) -> RemoteConfig:
         only = {"private": "hub", "create": "hub", "transfer": "hub", "bucket": "s3", "prefix": "s3"}

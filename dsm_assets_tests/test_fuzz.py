@@ -10,6 +10,10 @@ Fuzzed
   are or with one cell, line or field count corrupted, a BOM, CRLF line ends, an invalid UTF-8 byte (under
   both `invalid_utf8` policies), a truncation; header-only and empty files; JSON values of the wrong type.
   Files are read in the production block size and in small blocks, so that they span many batches.
+- image folders (`read_source`, format imagefolder): random trees of class and split folders holding media,
+  other and metadata files, the metadata noise or small CSV/JSONL files (good, or naming missing, escaping or
+  duplicate files). Accepted: each media file at most once with its bytes, and every file a row, a counted
+  skip or a metadata file read.
 
 Properties
 1. the only exception that escapes is a DsmError;
@@ -730,3 +734,59 @@ def test_a_json_value_of_the_wrong_type_is_named_by_line_and_column(rows, column
     place = f": line {victim + 1}, column '{column}': cannot read "
     assert isinstance(got, DsmError) and place in str(got) and f" as {JSONL_COLUMNS[column]}; fix the value" in str(got)
 
+
+
+# ---- image folders (imagefolder: read through the source reader; media cleaning is cleaning's) -----------
+
+FOLDER_PARTS = st.sampled_from(["cat", "dog", "train", "test", "val", "a b", "é", ".hidden"])
+FOLDER_FILES = st.sampled_from(["a.png", "B.PNG", "c.jpg", "e.gif", "d.txt", ".DS_Store", "metadata.csv",
+                                "metadata.jsonl"])
+METADATA_CONTENT = st.one_of(st.binary(max_size=12), st.sampled_from([
+    b"file_name,label\na.png,x\n", b"file_name,label\ncat/a.png,y\nB.PNG,\n", b"label\nx\n",
+    b"file_name,label\n../a.png,x\n", b"file_name,label\na.png,x\n./a.png,y\n", b"file_name,label\n",
+    b'{"file_name": "a.png", "label": "x"}\n', b'{"file_name": "c.jpg", "label": {"k": 1}}\n',
+    b'{"file_name": "/a.png"}\n', b'{"label": "x"}\n',
+]))
+folder_trees = st.dictionaries(
+    st.tuples(st.lists(FOLDER_PARTS, max_size=2).map(tuple), FOLDER_FILES), st.binary(max_size=8), max_size=8)
+
+
+@fuzz(100)
+@given(folder_trees, st.data(), st.booleans(), st.sampled_from([None, 4, 64]))
+def test_an_image_folder_is_read_fully_or_rejected_in_one_line(tree, data, with_split, block_size):
+    from dsm_assets.sources import read_source, resolve_files
+    from dsm_assets.sources.mediafolder import METADATA, SPLITS
+
+    schema = {"image": "image", "label": "string", **({"split": "string"} if with_split else {})}
+    with tempfile.TemporaryDirectory() as tmp:
+        registry = Path(tmp) / "registry.yaml"
+        registry.write_text(yaml.safe_dump({"datasets": [{"name": "t", "use": "fuzz", "schema": schema,
+                                                          "source": {"path": "raw/t", "format": "imagefolder"}}]}))
+        spec = load_registry(registry).datasets[0]
+        root = Path(tmp) / "data" / "raw" / "t"
+        files = {}  # folder parts and file names differ: no path is both a file and a folder
+        for (parts, name), content in tree.items():
+            if name in METADATA:
+                content = data.draw(METADATA_CONTENT)
+            path = root.joinpath(*parts, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            files[Path(*parts, name).as_posix()] = content
+        try:
+            found = resolve_files(spec, root.parent.parent)
+            raws = list(read_source(spec, found, **({} if block_size is None else {"block_size": block_size})))
+        except DsmError as err:
+            message = str(err)
+            assert len(message.splitlines()) == 1, f"multi-line message: {message!r}"
+            shown_root = re.escape(display_path(root))
+            assert re.match(rf"({shown_root}\S*|{re.escape(spec.where)}\.source\.path): .+", message), message
+            event("rejected")
+            return
+        event("accepted")
+        rows = [row for raw in raws for row in raw.batch.to_pylist()]
+        paths = [row["image"]["path"] for row in rows]
+        assert len(set(paths)) == len(paths)
+        assert all(row["image"]["bytes"] == files[row["image"]["path"]] for row in rows)
+        used = [rel for rel in files if Path(rel).name in METADATA
+                and (Path(rel).parent == Path(".") or str(Path(rel).parent).lower() in SPLITS)]
+        assert len(rows) + sum(n for raw in raws for n in raw.skipped.values()) + len(used) == len(files)

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dsm_assets.cleaning import clean_dataset
-from dsm_assets.errors import PathEscapeError, SourceError
+from dsm_assets.errors import PathEscapeError, RegistryError, SourceError
 from dsm_assets.layout import clean_dir
 
 from .conftest import csv_entry, spec_from, write_raw
@@ -109,6 +109,46 @@ def test_jsonl_missing_and_extra_keys(tmp_path):
     write_raw(data, "j", "a.jsonl", json.dumps({"id": 1, "colour": "red"}) + "\n")
     assert_fails_cleanly(spec_from(tmp_path, jsonl_entry()), data,
                          r"raw/j/a\.jsonl: missing column\(s\) 'words'; extra column\(s\) 'colour'")
+
+
+def struct_entry() -> dict:
+    return {"name": "j", "use": "tests", "source": {"path": "raw/j/*.jsonl", "format": "jsonl"},
+            "schema": {"id": "int64", "box": "struct<w: int64, tags: list<string>>",
+                       "parts": "list<struct<x: float64>>"},
+            "cleaning": {"dedupe_key": ["id"]}}
+
+
+def test_jsonl_struct_columns_are_read(tmp_path):
+    data = tmp_path / "data"
+    rows = [{"id": 1, "box": {"w": 2, "tags": ["a"]}, "parts": [{"x": 1.5}, {"x": 2}]},
+            {"id": 2, "box": None, "parts": []}]
+    write_raw(data, "j", "a.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    result = clean_dataset(spec_from(tmp_path, struct_entry()), data)
+    assert pq.read_table(result.path).to_pylist() == [
+        {"id": 1, "box": {"w": 2, "tags": ["a"]}, "parts": [{"x": 1.5}, {"x": 2.0}]},
+        {"id": 2, "box": None, "parts": []}]
+
+
+@pytest.mark.parametrize("bad,pattern", [
+    ({"box": {"w": 2, "colour": "red"}}, r"line 3, column 'box' at box\.colour: key 'colour' is not in struct<w"),
+    ({"box": {"w": "wide"}}, r"line 3, column 'box' at box\.w: cannot read 'wide' as int64"),
+    ({"parts": [{"x": 1}, {"x": 2, "y": 3}]}, r"line 3, column 'parts' at parts\[1\]\.y: key 'y' is not in struct<x"),
+    ({"parts": [{"x": "far"}]}, r"line 3, column 'parts' at parts\[0\]\.x: cannot read 'far' as float64"),
+])
+def test_jsonl_bad_nested_value_names_line_column_and_key(tmp_path, bad, pattern):
+    data = tmp_path / "data"
+    lines = [{"id": i, "box": {"w": i}, "parts": [{"x": 0.5}]} for i in range(4)]
+    lines[2].update(bad)
+    write_raw(data, "j", "a.jsonl", "".join(json.dumps(r) + "\n" for r in lines))
+    msg = assert_fails_cleanly(spec_from(tmp_path, struct_entry()), data, r"raw/j/a\.jsonl: " + pattern)
+    assert "datasets[0].schema." in msg
+
+
+def test_struct_column_from_csv_is_rejected_by_the_registry(tmp_path):
+    entry = csv_entry(schema={"id": "int64", "text": "struct<a: string>", "label": "string"})
+    entry["cleaning"] = {}
+    with pytest.raises(RegistryError, match=r"datasets\[0\]\.schema\.text: format csv cannot hold nested struct<a"):
+        spec_from(tmp_path, entry)
 
 
 def test_list_column_from_csv_is_rejected_with_the_key(tmp_path):

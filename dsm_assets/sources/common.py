@@ -4,14 +4,14 @@ the cast of a batch to the registry types, and the pieces of its error messages.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dsm_assets.arrow_types import is_text, type_name
+from dsm_assets.arrow_types import is_text, media_struct, type_name
 from dsm_assets.errors import SourceError
 from dsm_assets.registry import DatasetSpec, display_path
 
@@ -26,6 +26,9 @@ class RawBatch:
     file: Path
     rows: np.ndarray  # 1-based data row (CSV) or line (JSONL) number of each row in `batch`
     invalid_utf8: int = 0  # rows dropped before typing because a text field was not valid UTF-8
+    # what a folder reader skipped, reason → count (other_file, not_in_metadata, non_utf8_file_name): cleaning
+    # adds these to its dropped counts
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 def expected(spec: DatasetSpec) -> str:
@@ -80,11 +83,27 @@ def to_schema(spec: DatasetSpec, path: Path, batch: pa.RecordBatch, rows: np.nda
         if is_text(column.type):
             column = pc.utf8_trim_whitespace(column)
             column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
+        if name in spec.media_columns() and _is_binary(column.type):
+            column = media_from_bytes(column)  # a plain binary column: the bytes, no path
         if column.type != target:
             column = _cast(spec, path, name, column, target, rows)
         arrays.append(column)
         fields.append(pa.field(name, target))
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _is_binary(dtype: pa.DataType) -> bool:
+    return pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype)
+
+
+def media_from_bytes(column: pa.Array, paths: pa.Array | None = None) -> pa.StructArray:
+    """A binary column as an `image`/`audio` column ({bytes, path}; a null value stays a null struct)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    column = column.cast(pa.binary())
+    paths = pa.nulls(len(column), pa.string()) if paths is None else paths
+    mask = column.is_null() if column.null_count else None
+    return pa.StructArray.from_arrays([column, paths], fields=list(media_struct()), mask=mask)
 
 
 def _cast(spec: DatasetSpec, path: Path, name: str, column: pa.Array, target: pa.DataType,

@@ -30,8 +30,9 @@ FIELD_SIZE_LIMIT = 1 << 30
 def read_csv(spec: DatasetSpec, path: Path, block_size: int) -> Iterator[RawBatch]:
     """`path`'s rows in batches of about `block_size` bytes, typed as the registry schema."""
     for col, typ in spec.schema.items():
-        if typ.startswith("list<"):
-            raise SourceError(f"{spec.where}.schema.{col}: list columns need jsonl or parquet sources, not csv")
+        if typ.startswith(("list<", "struct<")):
+            kind = typ.split("<")[0]
+            raise SourceError(f"{spec.where}.schema.{col}: {kind} columns need jsonl or parquet sources, not csv")
     header = _csv_header(path)
     check_columns(spec, path, header)
     options = pacsv.ConvertOptions(column_types={c: pa.binary() for c in header},

@@ -51,8 +51,8 @@ def read_jsonl(spec: DatasetSpec, path: Path, block_size: int) -> Iterator[RawBa
     try:
         for batch in pajson.open_json(path, read_options=pajson.ReadOptions(block_size=block_size),
                                       parse_options=_json_options(spec)):
-            extra = columns_problem(spec, batch.schema.names, require_all=False)
-            if extra:  # a later line has a key the schema lacks: name that line
+            extra = columns_problem(spec, batch.schema.names, require_all=False) or _nested_extra(spec, batch.schema)
+            if extra:  # a later line has a key the schema (or a struct column's type) lacks: name that line
                 raise SourceError(_diagnose_jsonl(spec, path) or f"{display_path(path)}: {extra}")
             rows = np.arange(next_row, next_row + batch.num_rows)
             next_row += batch.num_rows
@@ -178,7 +178,48 @@ def _jsonl_error(spec: DatasetSpec, data: bytes) -> str | None:
         return "a key is not valid UTF-8"
     except pa.ArrowInvalid as exc:
         return re.sub(r"^JSON parse error: |\.? in row \d+$", "", str(exc).splitlines()[0] if str(exc) else "")
-    return columns_problem(spec, names, require_all=False)
+    return columns_problem(spec, names, require_all=False) or _nested_extra(spec, table.schema)
+
+
+def _nested_extra(spec: DatasetSpec, schema: pa.Schema) -> str | None:
+    """pyarrow infers a key that a struct column's type lacks into the struct: such a column's type differs."""
+    wanted = spec.arrow_schema()
+    for name in schema.names:
+        if name in spec.schema and schema.field(name).type != wanted.field(name).type:
+            return f"column '{name}' has a key its type {type_name(wanted.field(name).type)} lacks"
+    return None
+
+
+def _nested_problem(value: object, dtype: pa.DataType, where: str) -> tuple[str, str] | None:
+    """Error path: (where in a nested value, what is wrong) for the first part of `value` that `dtype` cannot
+    hold: a key a struct lacks, or a leaf of the wrong type; None when every part fits."""
+    if value is None:
+        return None
+    if pa.types.is_struct(dtype):
+        if not isinstance(value, dict):
+            return where, f"cannot read {shown(value)} as {type_name(dtype)}"
+        for key, item in value.items():
+            index = dtype.get_field_index(key)
+            if index < 0:
+                return f"{where}.{key}", f"key {key!r} is not in {type_name(dtype)}"
+            problem = _nested_problem(item, dtype.field(index).type, f"{where}.{key}")
+            if problem:
+                return problem
+        return None
+    if pa.types.is_list(dtype):
+        if not isinstance(value, list):
+            return where, f"cannot read {shown(value)} as {type_name(dtype)}"
+        for i, item in enumerate(value):
+            problem = _nested_problem(item, dtype.value_type, f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    try:
+        pajson.read_json(pa.py_buffer(json.dumps({"v": value}).encode()),
+                         parse_options=pajson.ParseOptions(explicit_schema=pa.schema([("v", dtype)])))
+        return None
+    except pa.ArrowInvalid:
+        return where, f"cannot read {shown(value)} as {type_name(dtype)}"
 
 
 def _explain_jsonl_line(spec: DatasetSpec, line: bytes) -> str:
@@ -199,6 +240,10 @@ def _explain_jsonl_line(spec: DatasetSpec, line: bytes) -> str:
     schema = spec.arrow_schema()
     for name, value in record.items():
         if name in spec.schema and _jsonl_error(spec, json.dumps({name: value}).encode()) is not None:
+            nested = _nested_problem(value, schema.field(name).type, name) if "struct<" in spec.schema[name] else None
+            if nested and nested[0] != name:  # inside a struct: name the key
+                return (f", column '{name}' at {nested[0]}: {nested[1]}; fix the value or change "
+                        f"{spec.where}.schema.{name}")
             return (f", column '{name}': cannot read {shown(value)} as {type_name(schema.field(name).type)}; "
                     f"fix the value or change {spec.where}.schema.{name}")
     return f": {_jsonl_error(spec, line)}; fix or remove the line"
