@@ -69,7 +69,7 @@ def test_the_automation_sensor_runs_by_default_in_the_code_server(shipped, data_
     conditions = {k.to_user_string(): a.automation_conditions_by_key.get(k)
                   for a in defs.assets for k in a.keys}
     automated = sorted(k for k, c in conditions.items() if c is not None)
-    assert automated == sorted([f"{d}/{hop}" for d in ("text_reviews", "chords", "shapes")
+    assert automated == sorted([f"{d}/{hop}" for d in ("text_reviews", "chords", "shapes", "chord_tones")
                                 for hop in ("cache", "shards")] + ["models/sentiment", "models/shapes_clf"])
 
 
@@ -78,7 +78,7 @@ def test_a_fresh_publish_is_carried_to_cache_shards_and_model_by_automation_alon
     with dg.DagsterInstance.ephemeral() as instance:
         assert publish(defs, instance).success
         requested, _ = ticks(defs, instance)
-        assert requested == Counter({f"{d}/{hop}": 1 for d in ("text_reviews", "chords", "shapes")
+        assert requested == Counter({f"{d}/{hop}": 1 for d in ("text_reviews", "chords", "shapes", "chord_tones")
                                      for hop in ("cache", "shards")} | {"models/sentiment": 1, "models/shapes_clf": 1})
         assert metadata(instance, MODEL)["dataset_version"].value == "v1.0"
 

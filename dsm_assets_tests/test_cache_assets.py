@@ -13,7 +13,7 @@ from dsm_assets.remotes.local import LocalRemote
 
 from .caching import edit_chords
 
-CACHES = [dg.AssetKey([name, "cache"]) for name in ("text_reviews", "chords", "shapes")]
+CACHES = [dg.AssetKey([name, "cache"]) for name in ("text_reviews", "chords", "shapes", "chord_tones")]
 
 
 def definitions(registry, data_dir) -> dg.Definitions:

@@ -23,7 +23,7 @@ def test_registry_table(capsys):
 def test_registry_json(capsys):
     assert main(["registry", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["dataset"] for r in rows] == ["text_reviews", "chords", "shapes"]
+    assert [r["dataset"] for r in rows] == ["text_reviews", "chords", "shapes", "chord_tones"]
     assert set(rows[0]) == {"dataset", "repo", "remote", "latest", "cache_dir", "use", "source", "format"}
 
 

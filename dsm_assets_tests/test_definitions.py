@@ -35,7 +35,7 @@ def test_factory_keys_groups_and_code_versions(shipped, data_dir):
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     hops = ("raw", "cleaned", "published", "cache", "shards")
     models = {"models/sentiment", "models/shapes_clf"}
-    assert keys == {f"{d}/{hop}" for d in ("text_reviews", "chords", "shapes") for hop in hops} | models
+    assert keys == {f"{d}/{hop}" for d in ("text_reviews", "chords", "shapes", "chord_tones") for hop in hops} | models
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.code_version, key
@@ -82,7 +82,7 @@ def test_cache_refresh_schedule_covers_every_cache_with_the_registry_cron(tmp_pa
     assert schedule.cron_schedule == "30 2 * * 1"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     selected = defs.resolve_job_def(schedule.job_name).asset_layer.selected_asset_keys
-    assert selected == {dg.AssetKey([name, "cache"]) for name in ("text_reviews", "chords", "shapes")}
+    assert selected == {dg.AssetKey([name, "cache"]) for name in ("text_reviews", "chords", "shapes", "chord_tones")}
 
 
 def test_whole_graph_in_process(shipped, data_dir):

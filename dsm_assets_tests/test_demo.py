@@ -29,11 +29,11 @@ def test_demo_twice_then_one_edited_row(tmp_path):
     second = run_demo(env)
     assert second.returncode == 0, second.stderr[-3000:]
     assert snapshot(clean) == before
-    names = ("text_reviews ", "chords ", "shapes ")
+    names = ("text_reviews ", "chords ", "shapes ", "chord_tones ")
     table = lambda out: [ln.split()[:3] for ln in out.splitlines() if ln.startswith(names)]  # noqa: E731
-    assert table(first.stdout) == table(second.stdout) and len(table(first.stdout)) == 3
+    assert table(first.stdout) == table(second.stdout) and len(table(first.stdout)) == 4
     assert "11/11 passed" in second.stdout and "12/12 passed" in second.stdout
-    assert first.stdout.count("v1.0 (new)") == 3 and second.stdout.count("v1.0 (unchanged)") == 3
+    assert first.stdout.count("v1.0 (new)") == 4 and second.stdout.count("v1.0 (unchanged)") == 4
     raw = tmp_path / "data" / "raw" / "chords" / "chords.jsonl"
     lines = raw.read_text().splitlines(keepends=True)
     raw.write_text(lines[0].replace('"tempo": ', '"tempo": 1') + "".join(lines[1:]))  # edit one raw row

@@ -81,7 +81,7 @@ def test_the_sample_graph_runs_on_postgres_and_celery_and_survives_a_killed_work
     assert [status for _, status in runs] == ["SUCCESS", "SUCCESS"]
     materialized = {row[0] for row in sql(pg, "select distinct asset_key from event_logs "
                                               "where dagster_event_type = 'ASSET_MATERIALIZATION'")}
-    expected = {f'["{d}", "{hop}"]' for d in ("text_reviews", "chords", "shapes")
+    expected = {f'["{d}", "{hop}"]' for d in ("text_reviews", "chords", "shapes", "chord_tones")
                 for hop in ("cleaned", "published", "cache", "shards")} | {'["models", "sentiment"]'}
     assert expected <= materialized
     celery_steps = sql(pg, "select count(*) from event_logs where run_id = %s and event like %s",

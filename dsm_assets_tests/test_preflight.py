@@ -39,7 +39,7 @@ def test_ready_after_caching_and_missing_before(data_dir, shipped, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["Dataset", "Version", "Cache", "Status"]
     assert [ln.split()[0::3] for ln in lines[2:]] == [["text_reviews", "ready"], ["chords", "ready"],
-                                                      ["shapes", "ready"]]
+                                                      ["shapes", "ready"], ["chord_tones", "ready"]]
 
 
 def test_truncated_file_fails_naming_the_file(cached, data_dir, capsys):
@@ -93,7 +93,7 @@ def test_a_pin_in_the_registry_is_what_preflight_expects(cached, tmp_path, data_
 
 def test_unknown_dataset_and_bad_registry_exit_2(cached, tmp_path):
     done = dsm("preflight", "nope")
-    assert done.returncode == 2 and "no dataset named 'nope' (registered: text_reviews, chords, shapes)" in done.stderr
+    assert done.returncode == 2 and "no dataset named 'nope' (registered: text_reviews, chords, shapes, chord_tones)" in done.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("datasets: [")
     done = dsm("preflight", env={"DSM_REGISTRY": str(bad)})

@@ -21,7 +21,7 @@ def problems(tmp_path: Path, datasets) -> list[str]:
 
 
 def test_shipped_registry_loads(shipped):
-    assert [s.name for s in shipped.datasets] == ["text_reviews", "chords", "shapes"]
+    assert [s.name for s in shipped.datasets] == ["text_reviews", "chords", "shapes", "chord_tones"]
     chords = shipped.get("chords")
     assert chords.arrow_schema().field("chord_layer_basic").type == pa.list_(pa.string())
     assert chords.cleaning.layers.canonical == "chord_layer_basic"

@@ -157,7 +157,7 @@ def test_a_user_materialises_a_dataset_from_the_ui(ui: tuple[str, Path, Path]) -
         b, page = browser(p)
         page.goto(f"{url}/asset-groups", wait_until="networkidle")
         assert page.get_by_role("button", name="Skip").count() == 0  # no welcome modal on a seeded home
-        for group in ("text_reviews", "chords", "shapes", "models"):
+        for group in ("text_reviews", "chords", "shapes", "chord_tones", "models"):
             expect(page.get_by_text(group, exact=True).first).to_be_visible()
         page.screenshot(path=ARTIFACTS / "1-asset-graph.png")
 
