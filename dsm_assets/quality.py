@@ -1,9 +1,15 @@
 """Checks on a cleaned parquet file against its registry entry. Pure functions: the Dagster layer turns
-each CheckOutcome into an AssetCheckResult; the tests call them directly."""
+each CheckOutcome into an AssetCheckResult; the tests call them directly.
+
+Memory is bounded whatever the file's size: the schema and row count come from the footer, and one pass
+reads only the columns the checks need, a batch at a time (`parquet_stream`). The dedupe key check keeps a
+128-bit hash per distinct key (`dedupe.SeenKeys`, as cleaning does), ~16 bytes a row."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -11,7 +17,8 @@ import pyarrow.parquet as pq
 
 from dsm_assets.arrow_types import type_name
 from dsm_assets.checks import CheckOutcome
-from dsm_assets.dedupe import key_column
+from dsm_assets.dedupe import SeenKeys, key_array, key_hashes
+from dsm_assets.parquet_stream import iter_batches
 from dsm_assets.registry import DatasetSpec
 
 DESCRIPTIONS = {
@@ -39,26 +46,68 @@ def check_names(spec: DatasetSpec) -> list[str]:
 
 
 def check_cleaned(spec: DatasetSpec, path: Path) -> list[CheckOutcome]:
+    """Every check in `check_names(spec)`: the schema and row count from the footer, the rest from one pass
+    over the columns they need, a bounded batch at a time (never a whole column in memory)."""
     pf = pq.ParquetFile(path)
+    names = check_names(spec)
+    scan = _scan(spec, pf, names)
     runners = {
         "non_empty": _non_empty, "schema_matches_registry": _schema, "unique_dedupe_key": _unique_key,
         "required_not_null": _required, "labels_allowed": _labels, "one_annotation_layer": _one_layer,
     }
-    return [runners[name](spec, pf) for name in check_names(spec)]
+    return [runners[name](spec, pf, scan) for name in names]
 
 
-def _columns(pf: pq.ParquetFile, columns: list[str]) -> pa.Table:
-    present = [c for c in columns if c in pf.schema_arrow.names]
-    return pf.read(columns=present)
+@dataclass
+class _Scan:
+    """What the one pass over the data found."""
+
+    duplicates: int = 0
+    nulls: dict[str, int] = field(default_factory=dict)  # required column → nulls, -1 when it is missing
+    label_counts: dict[str, int] = field(default_factory=dict)
+    unknown_labels: set[Any] = field(default_factory=set)
 
 
-def _non_empty(spec: DatasetSpec, pf: pq.ParquetFile) -> CheckOutcome:
+def _scan(spec: DatasetSpec, pf: pq.ParquetFile, names: list[str]) -> _Scan:
+    present = set(pf.schema_arrow.names)
+    scan = _Scan()
+    key = tuple(spec.cleaning.dedupe_key) if "unique_dedupe_key" in names else ()
+    keyed = bool(key) and all(c in present for c in key)
+    if key and not keyed:
+        scan.duplicates = pf.metadata.num_rows  # a key column is missing: every row fails
+    required = list(spec.cleaning.required) if "required_not_null" in names else []
+    scan.nulls = {c: 0 if c in present else -1 for c in required}
+    labels = spec.cleaning.labels if "labels_allowed" in names else None
+    label = labels.column if labels and labels.column in present else None
+    columns = list(dict.fromkeys([*(key if keyed else ()), *(c for c in required if c in present),
+                                  *([label] if label else [])]))
+    if not columns:
+        return scan
+    seen = SeenKeys()  # 16 bytes a distinct key, as cleaning's dedupe
+    allowed = pa.array(labels.allowed) if label else None
+    for batch in iter_batches(pf, columns):
+        if keyed:
+            hi, lo = key_hashes(key_array(batch, key))  # an image or audio column keys on its bytes
+            scan.duplicates += len(hi) - int(seen.add_new(hi, lo).sum())
+        for c in required:
+            if c in present:
+                scan.nulls[c] += batch.column(c).null_count
+        if label:
+            col = batch.column(label)
+            for v in pc.value_counts(col).to_pylist():
+                scan.label_counts[str(v["values"])] = scan.label_counts.get(str(v["values"]), 0) + int(v["counts"])
+            outside = pc.filter(col, pc.and_(pc.invert(pc.is_in(col, value_set=allowed)), pc.is_valid(col)))
+            scan.unknown_labels.update(pc.unique(outside).to_pylist())
+    return scan
+
+
+def _non_empty(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcome:
     rows = pf.metadata.num_rows
     text = f"{rows} rows" if rows else "no rows left after cleaning; see the cleaned asset's dropped_* metadata"
     return CheckOutcome("non_empty", rows > 0, text, {"rows": rows})
 
 
-def _schema(spec: DatasetSpec, pf: pq.ParquetFile) -> CheckOutcome:
+def _schema(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcome:
     """Arrow types compared by equality (an `image` and an `audio` column share one Arrow type, so names
     would not tell them apart); the registry's names in the message."""
     actual = {f.name: f.type for f in pf.schema_arrow}
@@ -73,40 +122,31 @@ def _schema(spec: DatasetSpec, pf: pq.ParquetFile) -> CheckOutcome:
                         {"expected": str(names), "actual": str({c: type_name(t) for c, t in actual.items()})})
 
 
-def _unique_key(spec: DatasetSpec, pf: pq.ParquetFile) -> CheckOutcome:
+def _unique_key(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcome:
     key = list(spec.cleaning.dedupe_key)
-    table = _columns(pf, key)
-    # an image or audio column keys on its bytes, as cleaning's dedupe does
-    table = pa.table({c: key_column(table.column(c).combine_chunks()) for c in table.column_names})
-    distinct = table.group_by(key, use_threads=False).aggregate([]).num_rows if table.num_columns == len(key) else -1
-    dupes = table.num_rows - distinct if distinct >= 0 else table.num_rows
+    dupes = scan.duplicates
     return CheckOutcome("unique_dedupe_key", dupes == 0,
                         f"{dupes} duplicate key(s) on ({', '.join(key)})", {"duplicates": dupes})
 
 
-def _required(spec: DatasetSpec, pf: pq.ParquetFile) -> CheckOutcome:
-    table = _columns(pf, list(spec.cleaning.required))
-    nulls = {c: table.column(c).null_count if c in table.column_names else -1 for c in spec.cleaning.required}
+def _required(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcome:
+    nulls = scan.nulls
     bad = {c: n for c, n in nulls.items() if n != 0}
     text = "no nulls in required columns" if not bad else \
         "; ".join(f"{c}: {'missing column' if n < 0 else f'{n} nulls'}" for c, n in bad.items())
     return CheckOutcome("required_not_null", not bad, text, {f"nulls_{c}": n for c, n in nulls.items()})
 
 
-def _labels(spec: DatasetSpec, pf: pq.ParquetFile) -> CheckOutcome:
+def _labels(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcome:
     labels = spec.cleaning.labels
-    table = _columns(pf, [labels.column])
-    if labels.column not in table.column_names:
+    if labels.column not in pf.schema_arrow.names:
         return CheckOutcome("labels_allowed", False, f"label column '{labels.column}' is missing")
-    col = table.column(labels.column)
-    outside = pc.filter(col, pc.and_(pc.invert(pc.is_in(col, value_set=pa.array(labels.allowed))), pc.is_valid(col)))
-    unknown = sorted(set(outside.to_pylist()))
-    counts = {str(v["values"]): int(v["counts"]) for v in pc.value_counts(col).to_pylist()}
+    unknown = sorted(scan.unknown_labels)
     text = "all labels allowed" if not unknown else f"labels outside the allowed set: {unknown[:10]}"
-    return CheckOutcome("labels_allowed", not unknown, text, {"label_counts": counts})
+    return CheckOutcome("labels_allowed", not unknown, text, {"label_counts": dict(scan.label_counts)})
 
 
-def _one_layer(spec: DatasetSpec, pf: pq.ParquetFile) -> CheckOutcome:
+def _one_layer(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcome:
     layers = spec.cleaning.layers
     present = [c for c in pf.schema_arrow.names if c.startswith(layers.prefix)]
     ok = present == [layers.canonical]

@@ -49,3 +49,29 @@ def test_empty_cleaned_data_fails_non_empty(tmp_path, shipped):
     pq.write_table(spec.arrow_schema().empty_table(), tmp_path / "empty.parquet")
     got = outcomes(spec, tmp_path / "empty.parquet")
     assert got["non_empty"][0] is False and "no rows left after cleaning" in got["non_empty"][1]
+
+
+def test_checks_stream_batches_and_count_across_them(tmp_path, monkeypatch):
+    """Many row groups and small batches: duplicates far apart, null keys, nulls and labels summed over batches,
+    the same counts a whole-table group_by gives."""
+    from dsm_assets import parquet_stream
+
+    from .conftest import csv_entry, spec_from
+
+    n = 5000
+    texts = [None if i % 997 == 0 else f"t{i % 3000}" for i in range(n)]
+    labels = [None if i % 13 == 0 else ("c" if i % 101 == 0 else "ab"[i % 2]) for i in range(n)]
+    table = pa.table({"id": pa.array(range(n), pa.int64()), "text": texts, "label": labels})
+    pq.write_table(table, tmp_path / "t.parquet", row_group_size=700)
+    monkeypatch.setattr(parquet_stream, "BATCH_BYTES", 2000)  # ~100-row batches
+    spec = spec_from(tmp_path, csv_entry())
+    got = {o.name: o for o in check_cleaned(spec, tmp_path / "t.parquet")}
+    distinct = table.group_by(["text"]).aggregate([]).num_rows
+    assert got["unique_dedupe_key"].metadata["duplicates"] == n - distinct
+    assert got["required_not_null"].metadata == {"nulls_text": texts.count(None), "nulls_label": labels.count(None)}
+    assert got["labels_allowed"].description == "labels outside the allowed set: ['c']"
+    counts = got["labels_allowed"].metadata["label_counts"]
+    assert counts == {str(v): labels.count(v) for v in dict.fromkeys(labels)}
+    composite = spec_from(tmp_path, csv_entry(cleaning={"dedupe_key": ["text", "label"]}))
+    [_, _, unique] = check_cleaned(composite, tmp_path / "t.parquet")
+    assert unique.metadata["duplicates"] == n - table.group_by(["text", "label"]).aggregate([]).num_rows

@@ -1,0 +1,45 @@
+"""Parquet read in bounded memory: batches sized by the bytes a row holds (from the footer), so a batch of
+short texts and a batch of images each hold about BATCH_BYTES, never a whole column or file. The checks,
+round_trip, the cache and `dsm_assets.load`'s conversion read through here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+BATCH_BYTES = 32 << 20  # uncompressed bytes a batch aims at
+MAX_BATCH_ROWS = 1 << 16
+
+
+def batch_rows(pf: pq.ParquetFile, columns: Sequence[str] | None = None) -> int:
+    """Rows per batch so that one batch of `columns` (all when None) holds about BATCH_BYTES uncompressed."""
+    md = pf.metadata
+    if not md.num_rows:
+        return MAX_BATCH_ROWS
+    wanted = set(columns) if columns is not None else None
+    leaves = [i for i in range(md.num_columns)
+              if wanted is None or md.schema.column(i).path.split(".")[0] in wanted]
+    total = sum(md.row_group(g).column(i).total_uncompressed_size for g in range(md.num_row_groups) for i in leaves)
+    per_row = max(1.0, total / md.num_rows)
+    return int(max(1, min(MAX_BATCH_ROWS, BATCH_BYTES // per_row)))
+
+
+def iter_batches(pf: pq.ParquetFile, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The file's rows as record batches of `columns` (all when None), one bounded batch at a time."""
+    cols = list(columns) if columns is not None else None
+    yield from pf.iter_batches(batch_size=batch_rows(pf, cols), columns=cols)
+
+
+def open_parquet(path: Path, *, verify_checksums: bool = False) -> pq.ParquetFile:
+    """A ParquetFile; `verify_checksums` checks each page's CRC (cleaning writes them), catching a flipped
+    byte that no decoder would notice."""
+    return pq.ParquetFile(path, page_checksum_verification=verify_checksums)
+
+
+def files_batches(files: Iterable[pq.ParquetFile]) -> Iterator[pa.RecordBatch]:
+    """Every batch of several files, in order."""
+    for pf in files:
+        yield from iter_batches(pf)
