@@ -7,11 +7,12 @@ writers cannot both publish `v1.1` and a crash leaves the previous version as th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import json
+import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -73,14 +74,27 @@ class Remote(ABC):
         content on their side (the Hub, S3 with checksums) have nothing to repair."""
         return []
 
-    def load_table(self, commit: str) -> pa.Table:
-        """The dataset at `commit`: its data parquet files read through `read_file`. Remotes with a better
-        read path (a reader of their own, more checks) override this."""
-        import pyarrow as pa  # imported on use: this module is imported by commands that must start fast
-        import pyarrow.parquet as pq
+    @contextlib.contextmanager
+    def read_batches(self, commit: str, *, scratch: Path | None = None) -> Iterator[pa.RecordBatchReader]:
+        """The dataset at `commit` as a stream of bounded batches, valid inside the block: its data parquet
+        files downloaded (`download`, which streams) into `scratch` (a temp folder when None), then read a
+        batch at a time (`parquet_stream`), so memory stays bounded whatever the version's size. Remotes with
+        a better read path (a reader of their own, more checks) override this."""
+        with contextlib.ExitStack() as stack:
+            folder = scratch or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dsm-read-")))
+            local = []
+            for i, path in enumerate(data_parquet(self.list_files(commit))):
+                dest = folder / f"{i:05d}.parquet"
+                stack.callback(dest.unlink, missing_ok=True)
+                self.download(commit, path, dest)
+                local.append(dest)
+            yield parquet_reader(local)
 
-        files = data_parquet(self.list_files(commit))
-        return pa.concat_tables(pq.read_table(io.BytesIO(self.read_file(commit, p))) for p in files)
+    def load_table(self, commit: str) -> pa.Table:
+        """The dataset at `commit` in memory (`read_batches`, read whole): for small versions and tests; the
+        round_trip check and the cache read in batches."""
+        with self.read_batches(commit) as reader:
+            return reader.read_all()
 
     def resolve(self, tag: str) -> str:
         tags = self.tags()
@@ -112,3 +126,16 @@ def redact_url(url: str) -> str:
     if "@" not in authority:
         return url
     return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
+
+
+def parquet_reader(files: Sequence[Path]) -> pa.RecordBatchReader:
+    """Several parquet files of one schema as one RecordBatchReader, a bounded batch at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dsm_assets.parquet_stream import files_batches
+
+    pfs = [pq.ParquetFile(f) for f in files]
+    if not pfs:
+        raise ValueError("a version without a data parquet file")
+    return pa.RecordBatchReader.from_batches(pfs[0].schema_arrow, files_batches(pfs))

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -41,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,13 +75,12 @@ MAX_FILES_PER_COMMIT = 100  # per commit (see the module docstring)
 _TRANSFER_LOCK = threading.Lock()  # huggingface_hub reads its Xet switch from a module constant
 T = TypeVar("T")
 
-# Run in a subprocess so that HF_ENDPOINT/HF_HOME, which datasets reads at import, are set before import.
+# Run in a subprocess so that HF_ENDPOINT/HF_HOME, which datasets reads at import, are set before import. It
+# prints the Arrow files datasets prepared (memory-mapped there; read back here a batch at a time).
 _LOAD_SCRIPT = """
-import sys, datasets, pyarrow as pa
+import json, sys, datasets
 ds = datasets.load_dataset(sys.argv[1], revision=sys.argv[2], split="train")
-table = ds.with_format("arrow")[:]
-with pa.OSFile(sys.argv[3], "wb") as f, pa.ipc.new_file(f, table.schema) as w:
-    w.write_table(table)
+print(json.dumps([f["filename"] for f in ds.cache_files]))
 """
 
 
@@ -244,22 +244,26 @@ class HubRemote(Remote):
         return Path(self._call(f"download {path}", self.api.hf_hub_download, self.repo_id, path,
                                repo_type="dataset", revision=commit, cache_dir=self.cache_dir))
 
-    def load_table(self, commit: str) -> pa.Table:
-        """`datasets.load_dataset(repo, revision=commit)` in a fresh HF_HOME: the normal read path, cold."""
-        with tempfile.TemporaryDirectory(prefix="dsm-hub-read-") as tmp:
-            out = Path(tmp) / "table.arrow"
+    @contextlib.contextmanager
+    def read_batches(self, commit: str, *, scratch: Path | None = None) -> Iterator[pa.RecordBatchReader]:
+        """`datasets.load_dataset(repo, revision=commit)` in a fresh HF_HOME (the normal read path, cold), in
+        a child process; the Arrow files it prepared are then read here a batch at a time (not mapped, so
+        memory stays bounded), inside the block."""
+        with tempfile.TemporaryDirectory(prefix="dsm-hub-read-", dir=scratch) as tmp:
             env = {**os.environ, "HF_ENDPOINT": self.endpoint, "HF_HOME": str(Path(tmp) / "hf"),
                    "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0"}
             env.pop("HF_TOKEN", None)
             if self._token:
                 env["HF_TOKEN"] = self._token
-            done = subprocess.run([sys.executable, "-c", _LOAD_SCRIPT, self.repo_id, commit, str(out)],
+            done = subprocess.run([sys.executable, "-c", _LOAD_SCRIPT, self.repo_id, commit],
                                   env=env, capture_output=True, text=True, timeout=600)
             if done.returncode != 0:
                 last = (done.stderr.strip().splitlines() or ["no output"])[-1]
                 raise RemoteError(f"{self.url}: datasets.load_dataset at {commit[:12]} failed: {last}")
-            with pa.memory_map(str(out)) as source:
-                return pa.ipc.open_file(source).read_all()
+            files = json.loads(done.stdout.strip().splitlines()[-1])
+            with contextlib.ExitStack() as opened:
+                readers = [pa.ipc.open_stream(opened.enter_context(pa.OSFile(f))) for f in files]
+                yield pa.RecordBatchReader.from_batches(readers[0].schema, (b for r in readers for b in r))
 
     def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         retrying = Retrying(retry=retry_if_exception(_retryable), stop=self._stop, wait=self._wait, reraise=True,

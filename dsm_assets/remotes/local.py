@@ -20,13 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dsm_assets import atomic
 from dsm_assets.errors import REMEDIES, DsmError, RemoteCorruptError, RemoteError, RemoteNotFoundError
 from dsm_assets.fingerprint import sha256_file
 from dsm_assets.layout import data_parquet
-from dsm_assets.remotes.base import Published, Remote, commit_id, ensure_publishable
+from dsm_assets.remotes.base import Published, Remote, commit_id, ensure_publishable, parquet_reader
 
 log = logging.getLogger(__name__)
 FIX = "the next publish re-stores it from the cleaned data or the offline cache"
@@ -158,12 +157,13 @@ class LocalRemote(Remote):
             repaired.append(path)
         return repaired
 
-    def load_table(self, commit: str) -> pa.Table:
-        """The version's parquet, after checking that every file of the version (card and dsm.json too)
-        still hashes to its address: round_trip names any that does not."""
+    @contextlib.contextmanager
+    def read_batches(self, commit: str, *, scratch: Path | None = None) -> Iterator[pa.RecordBatchReader]:
+        """The version's parquet read in place, a batch at a time, after checking that every file of the
+        version (card and dsm.json too) still hashes to its address: round_trip names any that does not."""
         files = self._commit(commit)["files"]
         checked = {p: self._intact(commit, p, e["sha256"]) for p, e in sorted(files.items())}
-        return pa.concat_tables(pq.read_table(checked[p]) for p in data_parquet(files))
+        yield parquet_reader([checked[p] for p in data_parquet(files)])
 
     def _intact(self, commit: str, path: str, digest: str) -> Path:
         """The object behind `path` at `commit`, after checking it still hashes to its address."""
