@@ -6,12 +6,18 @@
 Each version folder is a layout `datasets.load_dataset(<folder>)` reads offline (the card's `configs`
 point at the parquet). A refresh downloads into `versions/.tmp-*`, verifies sizes, hashes and the content
 hash of the data, renames the folder into place and then swaps `current` by renaming a new symlink over
-it: a crash or a failed download at any point leaves the previous cache in place and loadable."""
+it: a crash or a failed download at any point leaves the previous cache in place and loadable.
+
+The pass that verifies the content hash also writes `.arrow/train.arrow`, the memory-mapped copy
+`dsm_assets.load` opens (`arrow_cache`): training nodes never convert, and a read-only cache works. A version
+already cached without it gets it on the next refresh. It doubles the cache's disk use (Arrow is not
+compressed), which is what `datasets.load_dataset(<folder>)` would write into its own cache on every node."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -28,14 +34,18 @@ from dsm_assets.layout import (
     CACHE_VERSIONS,
     CURRENT,
     INFO_PATH,
+    cache_arrow_file,
+    cache_arrow_seal,
     cache_root,
     cache_version_dir,
+    data_parquet,
     folder_name,
 )
 from dsm_assets.registry import DatasetSpec, display_path
 from dsm_assets.remotes.base import Remote
 from dsm_assets.versioning import parse_tag, wanted_version
 
+log = logging.getLogger(__name__)
 SELF_HASH = "manifest_sha256"  # the manifest's own hash, over every other key
 
 
@@ -128,6 +138,8 @@ def _refresh(spec: DatasetSpec, remote: Remote, root: Path, *, tag: str, commit:
     refreshed = verify_folder(target, deep=True) is not None
     if refreshed:
         _download(spec, remote, tag=tag, commit=commit, target=target)
+    else:
+        _ensure_arrow(target)
     previous = (root / CURRENT).resolve() if (root / CURRENT).exists() else None
     _point_current(root, target)
     pruned = _prune(versions, keep=keep, protected={target, previous})
@@ -139,10 +151,7 @@ def _refresh(spec: DatasetSpec, remote: Remote, root: Path, *, tag: str, commit:
 
 def _download(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, target: Path) -> None:
     # imported here, not at the top: `dsm preflight` imports this module and must start fast
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from dsm_assets.contenthash import hash_table
+    from dsm_assets import arrow_cache
 
     tmp = target.parent / f"{atomic.TEMP_PREFIX}{secrets.token_hex(6)}"
     tmp.mkdir()
@@ -158,17 +167,18 @@ def _download(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, targe
             atomic.fsync_file(dest)
             files[path] = {"size": size, "sha256": sha256_file(dest)}
         info = json.loads((tmp / INFO_PATH).read_text())
-        try:
-            table = pq.read_table(tmp / "data")
-        except (pa.ArrowException, OSError) as exc:
+        try:  # one pass, a batch at a time: verifies the content hash and writes load's Arrow copy
+            content_hash, rows = arrow_cache.write([tmp / p for p in data_parquet(files)], cache_arrow_file(tmp),
+                                                   cache_arrow_seal(tmp), content_hash=info["content_hash"])
+        except arrow_cache.Unreadable as exc:
             raise CacheError(f"{remote.url}: the data at {commit[:12]} is unreadable ({exc}); the previous cache "
                              "is unchanged") from None
-        if hash_table(table) != info["content_hash"]:
+        if content_hash != info["content_hash"]:
             raise CacheError(f"{remote.url}: the data at {commit[:12]} does not match its content hash "
                              f"{info['content_hash'][:12]}; the previous cache is unchanged")
         manifest = {"dataset": spec.name, "version": tag, "commit": commit, "remote": remote.url,
                     "url": remote.version_url(tag),
-                    "content_hash": info["content_hash"], "rows": table.num_rows, "files": files,
+                    "content_hash": info["content_hash"], "rows": rows, "files": files,
                     "cached_at": datetime.now(UTC).isoformat(timespec="seconds")}
         manifest[SELF_HASH] = _self_hash(manifest)
         atomic.write_json(tmp / CACHE_MANIFEST, manifest)
@@ -179,6 +189,22 @@ def _download(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, targe
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _ensure_arrow(folder: Path) -> None:
+    """Write load's Arrow copy of a verified version cached without one (or with a stale or broken one)."""
+    from dsm_assets import arrow_cache
+
+    manifest = read_manifest(folder)
+    why = arrow_cache.folder_problem(folder, manifest)
+    if why is None:
+        return
+    log.info("%s; converting %s for dsm_assets.load", why, display_path(folder))
+    parts = [folder / p for p in data_parquet(manifest["files"])]
+    got, _ = arrow_cache.write(parts, cache_arrow_file(folder), cache_arrow_seal(folder),
+                               content_hash=manifest["content_hash"])
+    if got != manifest["content_hash"]:  # the folder verified deep just now: only a change since then
+        raise CacheError(f"{display_path(folder)}: its data changed while it was converted; re-run the refresh")
 
 
 def _point_current(root: Path, target: Path) -> None:

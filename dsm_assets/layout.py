@@ -10,7 +10,9 @@ built here through `paths.under`/`paths.inside`, so none can lead out of the dat
     <data>/.dsm/hf-cache/                                      a hub remote's downloads
     <data>/remote/<owner>/<name>/                              the local remote (objects, commits, refs)
     <data>/<cache_dir>/versions/<tag>-<commit12>/              an offline cached version
+    <data>/<cache_dir>/versions/<tag>-<commit12>/.arrow/       its memory-mapped Arrow copy (arrow_cache) + seal
     <data>/<cache_dir>/current -> versions/…                   the version loaders read
+    $TMPDIR/dsm-load-<uid>-<hash16>/                           load's Arrow copy when the cache is read-only
     <outputs>/shards/<dataset>/<tag>-<commit12>/               WebDataset shards + manifest.json
     <outputs>/models/<model>/<version>/ (latest -> …)          a trained model + lineage.json
 
@@ -106,6 +108,23 @@ def cache_version_dir(spec: DatasetSpec, data_dir: Path, tag: str, commit: str) 
 def cache_version_dir_in(root: Path, tag: str, commit: str) -> Path:
     """A version's folder in the cache folder `root` (for readers handed the cache folder itself)."""
     return root / CACHE_VERSIONS / folder_name(tag, commit)
+
+
+ARROW_DIR = ".arrow"  # hidden, not in the cache manifest: load's memory-mapped copy (see arrow_cache)
+
+
+def cache_arrow_file(folder: Path) -> Path:
+    """The Arrow stream file `dsm_assets.load` memory-maps, in the cached version `folder`."""
+    return folder / ARROW_DIR / "train.arrow"
+
+
+def cache_arrow_seal(folder: Path) -> Path:
+    return folder / ARROW_DIR / "seal.json"
+
+
+def load_temp_dir(tmp: Path, uid: int, content_hash: str) -> Path:
+    """Where `load` converts a version whose cache folder it cannot write (one folder per user and content)."""
+    return tmp / f"dsm-load-{uid}-{content_hash[:16]}"
 
 
 def cache_current(spec: DatasetSpec, data_dir: Path) -> Path:

@@ -4,8 +4,11 @@
     train = dsm_assets.load("text_reviews")            # the current cached version
     old = dsm_assets.load("text_reviews", "v1.0")      # any version still in the cache
 
-It reads the cached parquet with pyarrow and wraps it as a `datasets.Dataset`; no Hub or datasets
-download code runs, so it cannot reach the network whether or not HF_HUB_OFFLINE was set before import.
+It memory-maps the version's Arrow copy (`arrow_cache`: written by the cache hop, else converted here once,
+a batch at a time) and wraps it as a `datasets.Dataset`, as `datasets.load_dataset` does with its own cache:
+loading takes milliseconds and little memory whatever the size, and pages are read as rows are touched. No
+Hub or datasets download code runs, so it cannot reach the network whether or not HF_HUB_OFFLINE was set
+before import.
 
 Image columns are `datasets.Image()` (a PIL image on access). Audio columns decode to
 `{"path", "array", "sampling_rate"}`: through `datasets.Audio()` where torchcodec is installed, else (the
@@ -16,6 +19,9 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import logging
+import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,17 +29,28 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dsm_assets import paths
+from dsm_assets import arrow_cache, atomic, paths
 from dsm_assets.arrow_types import media_struct
 from dsm_assets.cache import read_manifest, verify_folder
 from dsm_assets.errors import CacheError
-from dsm_assets.layout import CACHE_VERSIONS, cache_current, cache_root
+from dsm_assets.layout import (
+    CACHE_VERSIONS,
+    cache_arrow_file,
+    cache_arrow_seal,
+    cache_current,
+    cache_root,
+    data_parquet,
+    load_temp_dir,
+)
 from dsm_assets.preflight import preflight
 from dsm_assets.provenance import Loaded, remember_load
-from dsm_assets.registry import DatasetSpec, Registry, load_registry
+from dsm_assets.registry import DatasetSpec, Registry, display_path, load_registry
 
 if TYPE_CHECKING:
     import datasets
+    import datasets.table
+
+log = logging.getLogger(__name__)
 
 
 def load(name: str, version: str | None = None, *, data_dir: Path | None = None,
@@ -54,14 +71,65 @@ def load(name: str, version: str | None = None, *, data_dir: Path | None = None,
         problem = verify_folder(folder, deep=False)
         if problem:
             raise CacheError(f"{name} {version}: {problem}. Run `dsm preflight {name}`")
-    table = _read(name, folder)
     manifest = read_manifest(folder)
-    remember_load(Loaded(name, manifest["version"], manifest["commit"], manifest["content_hash"]))
     import datasets  # imported on use: heavy, and only the training side needs it
 
-    info = datasets.DatasetInfo(features=_features(spec, table))
-    dataset = datasets.Dataset(datasets.table.InMemoryTable(table), info=info, split=datasets.Split.TRAIN)
+    table = _open(spec, folder, manifest)
+    remember_load(Loaded(name, manifest["version"], manifest["commit"], manifest["content_hash"]))
+    info = datasets.DatasetInfo(features=_features(spec, table.table))
+    # the content hash as the fingerprint: datasets would otherwise hash the table's state
+    dataset = datasets.Dataset(table, info=info, split=datasets.Split.TRAIN, fingerprint=manifest["content_hash"])
     return with_audio_decoding(dataset)
+
+
+def _open(spec: DatasetSpec, folder: Path, manifest: dict[str, Any]) -> datasets.table.Table:
+    """The version's Arrow copy memory-mapped (`arrow_cache`), converted first when the cache hop did not
+    write it (or it is stale or broken): in the cache folder, else, when that is read-only, in a folder of
+    $TMPDIR for this user and content, else (that failing too) the parquet read into memory."""
+    from datasets.table import InMemoryTable, MemoryMappedTable
+
+    arrow, seal = cache_arrow_file(folder), cache_arrow_seal(folder)
+    try:
+        if arrow_cache.folder_problem(folder, manifest) is not None:
+            with atomic.dir_lock(arrow.parent):  # loaders on one node convert once, the others wait
+                _convert(spec.name, folder, manifest, arrow, seal)
+        return MemoryMappedTable.from_file(str(arrow))
+    except OSError as exc:  # the copy could not be written or opened there: a read-only cache, say
+        unwritable = f"{display_path(arrow.parent)} is not writable ({exc.strerror or exc})"
+    tmp_dir = load_temp_dir(Path(tempfile.gettempdir()), os.getuid(), manifest["content_hash"])
+    arrow, seal = tmp_dir / arrow.name, tmp_dir / seal.name
+    try:
+        if arrow_cache.problem(arrow, seal, content_hash=manifest["content_hash"], rows=manifest["rows"]):
+            log.warning("%s: %s; converting %s %s to %s for this node (re-materialise %s/cache where the cache "
+                        "is writable to convert it once for every node)", spec.name, unwritable, spec.name,
+                        manifest["version"], tmp_dir, spec.name)
+            with atomic.dir_lock(tmp_dir):
+                _convert(spec.name, folder, manifest, arrow, seal)
+        return MemoryMappedTable.from_file(str(arrow))
+    except OSError as exc:
+        log.warning("%s: %s, and %s failed too (%s); reading %s %s into memory", spec.name, unwritable, tmp_dir,
+                    exc.strerror or exc, spec.name, manifest["version"])
+    return InMemoryTable(_read(spec.name, folder))
+
+
+def _convert(name: str, folder: Path, manifest: dict[str, Any], arrow: Path, seal: Path) -> None:
+    """Write the Arrow copy unless another loader did while this one waited for the lock."""
+    if arrow_cache.problem(arrow, seal, content_hash=manifest["content_hash"], rows=manifest["rows"]) is None:
+        return
+    parts = [folder / p for p in data_parquet(manifest["files"])]
+    try:
+        got, _ = arrow_cache.write(parts, arrow, seal, content_hash=manifest["content_hash"])
+    except arrow_cache.Unreadable as exc:
+        raise _unreadable(name, folder, exc) from None
+    if got != manifest["content_hash"]:
+        raise CacheError(f"{name}: the cached data in {folder / 'data'} does not match its content hash "
+                         f"{manifest['content_hash'][:12]} (got {got[:12]}); run `dsm preflight --deep {name}`, "
+                         f"then re-materialise {name}/cache")
+
+
+def _unreadable(name: str, folder: Path, exc: BaseException) -> CacheError:
+    return CacheError(f"{name}: a cached file in {folder / 'data'} is unreadable ({exc}); run "
+                      f"`dsm preflight --deep {name}`, then re-materialise {name}/cache")
 
 
 def _features(spec: DatasetSpec, table: pa.Table) -> datasets.Features:
@@ -147,8 +215,7 @@ def _read(name: str, folder: Path) -> pa.Table:
         # page checksums (cleaning writes them) catch a flipped byte in the data that no decoder would notice
         return pa.concat_tables(pq.read_table(p, memory_map=True, page_checksum_verification=True) for p in parts)
     except (OSError, pa.ArrowException) as exc:
-        raise CacheError(f"{name}: a cached file in {folder / 'data'} is unreadable ({exc}); run "
-                         f"`dsm preflight --deep {name}`, then re-materialise {name}/cache") from None
+        raise _unreadable(name, folder, exc) from None
 
 
 def _cached_version(name: str, root: Path, version: str) -> Path:

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 import dsm_assets
+from dsm_assets.contenthash import hash_table
 from dsm_assets.errors import CacheError
+from dsm_assets.layout import cache_arrow_file
 
 from .caching import cache_latest, edit_chords, publish_and_verify
 
@@ -77,6 +80,11 @@ def test_a_corrupt_cached_file_is_a_cache_error_naming_preflight(data_dir, shipp
     raw = bytearray(data.read_bytes())
     raw[len(raw) // 2: len(raw) // 2 + 64] = bytes(64)  # same size, so only a deep check would see it
     data.write_bytes(bytes(raw))
+    # the Arrow copy the cache hop wrote (from the data it verified) still serves the right data ...
+    assert hash_table(dsm_assets.load("chords").data.table) == p.outcome.content_hash
+    # ... and when it has to be rebuilt, the corrupt parquet is named
+    shutil.rmtree(cache_arrow_file(folder).parent)
     with pytest.raises(CacheError, match=r"chords: .*dsm preflight --deep chords") as info:
         dsm_assets.load("chords")
     assert "\n" not in str(info.value)
+    assert not cache_arrow_file(folder).exists()

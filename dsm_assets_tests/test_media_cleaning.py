@@ -283,6 +283,8 @@ def test_load_gives_pil_images(tmp_path, monkeypatch):
     monkeypatch.setenv("DSM_REGISTRY", str(tmp_path / "registry.yaml"))
     ds = dsm_assets.load("m")
     assert ds.num_rows == 3 and isinstance(ds[0]["image"], Image.Image) and ds[1]["image"].size == (32, 20)
+    assert type(ds._data).__name__ == "MemoryMappedTable"  # the Arrow copy, not cast
+    assert all(op != "cast" for op, *_ in ds._data.replays)
     assert ds[0]["label"] == "a"
 
 
@@ -305,6 +307,7 @@ def test_load_decodes_audio_to_arrays_without_torchcodec(tmp_path, monkeypatch):
     assert ds[2]["audio"]["array"].shape == (2, int(0.25 * 22050)) and ds[2]["audio"]["sampling_rate"] == 22050
     assert ds[0]["label"] == "a" and ds["id"][:2] == [1, 2]
     assert isinstance(ds.features["audio"], datasets.Audio)
+    assert type(ds._data).__name__ == "MemoryMappedTable"
     # users of plain load_dataset: the public helper decodes a raw {bytes, path} value
     assert dsm_assets.decode_audio({"bytes": AUDIO_GOOD, "path": "x.wav"})["array"].shape == (8000,)
 
