@@ -14,6 +14,7 @@ from bench import (
     bench_cleaning,
     bench_fingerprint,
     bench_graph,
+    bench_load,
     bench_preflight,
     bench_publish,
     bench_shards,
@@ -30,7 +31,7 @@ def main() -> int:
     lines = []
     # the 5 GB cleaning last: its writes would still be going to disk during the fsync-timed shard writing
     for module in (bench_fingerprint, bench_shards, bench_publish, bench_preflight, bench_graph, bench_ui_run,
-                   bench_cleaning):
+                   bench_cleaning, bench_load):
         lines += module.measure(quick=args.quick)
     elapsed = time.monotonic() - start
     print(markdown_table(lines))
