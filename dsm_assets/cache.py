@@ -196,13 +196,20 @@ def _ensure_arrow(folder: Path) -> None:
     from dsm_assets import arrow_cache
 
     manifest = read_manifest(folder)
-    why = arrow_cache.folder_problem(folder, manifest)
-    if why is None:
+    if arrow_cache.folder_problem(folder, manifest) is None:
         return
-    log.info("%s; converting %s for dsm_assets.load", why, display_path(folder))
-    parts = [folder / p for p in data_parquet(manifest["files"])]
-    got, _ = arrow_cache.write(parts, cache_arrow_file(folder), cache_arrow_seal(folder),
-                               content_hash=manifest["content_hash"])
+    arrow = cache_arrow_file(folder)
+    with atomic.dir_lock(arrow.parent):  # the lock a loader converting this folder takes
+        why = arrow_cache.folder_problem(folder, manifest)
+        if why is None:
+            return
+        atomic.remove_stale_temps(arrow.parent)
+        log.info("%s; converting %s for dsm_assets.load", why, display_path(folder))
+        parts = [folder / p for p in data_parquet(manifest["files"])]
+        try:
+            got, _ = arrow_cache.write(parts, arrow, cache_arrow_seal(folder), content_hash=manifest["content_hash"])
+        except arrow_cache.Unreadable as exc:
+            raise CacheError(f"{display_path(folder)}: its data is unreadable ({exc}); re-run the refresh") from None
     if got != manifest["content_hash"]:  # the folder verified deep just now: only a change since then
         raise CacheError(f"{display_path(folder)}: its data changed while it was converted; re-run the refresh")
 

@@ -113,9 +113,10 @@ def _open(spec: DatasetSpec, folder: Path, manifest: dict[str, Any]) -> datasets
 
 
 def _convert(name: str, folder: Path, manifest: dict[str, Any], arrow: Path, seal: Path) -> None:
-    """Write the Arrow copy unless another loader did while this one waited for the lock."""
+    """Write the Arrow copy unless another loader did while this one waited for the lock (held by the caller)."""
     if arrow_cache.problem(arrow, seal, content_hash=manifest["content_hash"], rows=manifest["rows"]) is None:
         return
+    atomic.remove_stale_temps(arrow.parent)  # a killed converter's (we hold the folder's lock)
     parts = [folder / p for p in data_parquet(manifest["files"])]
     try:
         got, _ = arrow_cache.write(parts, arrow, seal, content_hash=manifest["content_hash"])
