@@ -93,7 +93,8 @@ def test_a_pin_in_the_registry_is_what_preflight_expects(cached, tmp_path, data_
 
 def test_unknown_dataset_and_bad_registry_exit_2(cached, tmp_path):
     done = dsm("preflight", "nope")
-    assert done.returncode == 2 and "no dataset named 'nope' (registered: text_reviews, chords, shapes, chord_tones)" in done.stderr
+    assert done.returncode == 2
+    assert "no dataset named 'nope' (registered: text_reviews, chords, shapes, chord_tones)" in done.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("datasets: [")
     done = dsm("preflight", env={"DSM_REGISTRY": str(bad)})
