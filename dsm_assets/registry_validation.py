@@ -3,6 +3,7 @@ bounded), then every entry checked, all problems reported at once as `<file>: <k
 
 from __future__ import annotations
 
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -471,13 +472,42 @@ class _Checker:
                       bucket=bucket, prefix=str(prefix).strip("/"), transfer=str(transfer))
 
     def shards(self, value: Any, key: str) -> Shards:
-        d = self.mapping(value, key, ("count", "estimated_size", "publish"))
-        count = d.get("count", 1)
-        if not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
-            self.fail(f"{key}.count", f"expected an integer >= 1, got {count!r}")
+        d = self.mapping(value, key, ("count", "estimated_size", "publish", "target_size", "compression", "fields"))
+        count = d.get("count", "auto")
+        if not (count == "auto" or (isinstance(count, int) and not isinstance(count, bool) and count >= 1)):
+            self.fail(f"{key}.count", f"expected an integer >= 1 or auto, got {count!r}")
+        target = d.get("target_size")
+        if target is not None:
+            target = _size(target)
+            if target is None:
+                self.fail(f"{key}.target_size", f"expected a size in bytes >= 1 MB (an integer, or like 256MB, "
+                                                f"1GiB), got {d['target_size']!r}")
+            elif count != "auto":
+                self.fail(f"{key}.target_size", f"only applies with count: auto (count is {count!r}); drop one")
         est = d.get("estimated_size")
         if est is not None and not (isinstance(est, int) and not isinstance(est, bool) and est >= 0):
             self.fail(f"{key}.estimated_size", f"expected an integer >= 0 or null, got {est!r}")
         if not isinstance(d.get("publish", False), bool):
             self.fail(f"{key}.publish", "expected true or false")
-        return Shards(count=count, estimated_size=est, publish=d.get("publish", False))
+        for name, allowed in (("compression", ("none", "gzip")), ("fields", ("split", "json"))):
+            if d.get(name, allowed[0]) not in allowed:
+                self.fail(f"{key}.{name}", f"expected one of {', '.join(allowed)}, got {d[name]!r}")
+        return Shards(count=count, estimated_size=est, publish=d.get("publish", False), target_size=target,
+                      compression=d.get("compression", "none"), fields=d.get("fields", "split"))
+
+
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+
+def _size(value: Any) -> int | None:
+    """A byte size from an integer or a string like "256MB", "1.5 GiB" (None when it is neither, or < 1 MB)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, str) and (m := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*", value.lower())):
+        n = int(float(m.group(1)) * _UNITS[m.group(2) or "b"])
+    else:
+        return None
+    return n if n >= 10**6 else None

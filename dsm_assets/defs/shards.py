@@ -18,7 +18,7 @@ from dsm_assets.registry import DatasetSpec
 from dsm_assets.shard_publishing import ShardsPublished, publish_shards
 from dsm_assets.shards import checks as shard_checks
 
-CODE_VERSION = "shards-2"
+CODE_VERSION = "shards-3"
 
 
 def build_shards_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
@@ -27,8 +27,9 @@ def build_shards_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
         key=shards_key(spec), deps=[cache_key(spec)], group_name=spec.name, code_version=CODE_VERSION,
         **owners_and_tags(spec), kinds={"webdataset"},
         automation_condition=refresh_condition(holds=handoff.SHARDS_HOLD),
-        description=f"WebDataset tar shards of the cached {spec.name} ({spec.use}): {spec.shards.count} shard(s) "
-                    "and a manifest.json (shards, bytes, samples, hashes, source version and commit).",
+        description=f"WebDataset tar shards of the cached {spec.name} ({spec.use}): shards.count "
+                    f"{spec.shards.count}, compression {spec.shards.compression}, and a manifest.json (shards, "
+                    "bytes, samples, hashes, source version and commit).",
     )
     def _shards(context: dg.AssetExecutionContext, dsm_paths: DsmPaths,
                 dsm_remotes: DsmRemotes) -> dg.MaterializeResult:

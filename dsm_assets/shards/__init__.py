@@ -1,6 +1,6 @@
 """cache → shards: WebDataset tar shards of the cached version, and the manifest that is their one truth.
 
-    <outputs>/shards/<dataset>/<tag>-<commit12>/<dataset>-000000.tar …   manifest.json
+    <outputs>/shards/<dataset>/<tag>-<commit12>/<dataset>-000000.tar[.gz] …   manifest.json
 
 `encoding` turns rows into samples, `tar` writes one shard, `manifest` seals and verifies the manifest,
 `writing` shards a cached version (reusing shards that check out), `reading` reads them back, `checks`
@@ -23,7 +23,7 @@ from dsm_assets.shards.manifest import (
     verify_shards,
 )
 from dsm_assets.shards.reading import current_shards, read_back, shard_urls, webdataset_pipeline
-from dsm_assets.shards.writing import ShardsResult, write_shards
+from dsm_assets.shards.writing import ShardsResult, shard_count, write_shards
 
 __all__ = [
     "FORMAT",
@@ -40,6 +40,7 @@ __all__ = [
     "manifest_problem",
     "read_back",
     "sealed",
+    "shard_count",
     "shard_urls",
     "verify_shards",
     "webdataset_pipeline",

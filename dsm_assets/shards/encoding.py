@@ -1,34 +1,44 @@
-"""Rows → WebDataset samples. A sample is
+"""Rows → WebDataset samples, a record batch at a time and column by column. With `shards.fields: split`
+(the default) a sample is
 
-    <key>.json   the row's columns except payloads: a media column keeps only its path, {"image": {"path": …}}
-                 (null when the value is null), a plain binary column is left out
-    <key>.cls    the label's index in the registry's allowed set, when the dataset has labels
-    <key>.txt    a string `text` column (empty when the value is null; the json keeps the null)
+    <key>.txt    a string `text` column (empty when the value is null); it is not repeated in the json
+    <key>.json   every other column except payloads, keys sorted: a media column keeps only its path,
+                 {"image": {"path": …}} (null when the value is null), a plain binary column is left out, and a
+                 null `text` shows as "text": null (so it can be told from an empty one). No `.json` when no
+                 column is left for it.
+    <key>.cls    the label's index in the registry's allowed set, when the dataset has labels (the label itself
+                 stays in the json)
     <key>.<ext>  one member per payload column: an `image`/`audio` column (datasets' {bytes, path} struct, the
                  member holds its `bytes`) or a plain binary column. The extension is what the bytes are,
                  sniffed by `media.sniff` (png, jpg, webp, gif, bmp, tiff, wav, flac, ogg, mp3), else `bin`, so
                  webdataset's decoders pick the right one. With several payload columns the member is
                  `<key>.<column>.<ext>` (webdataset's field `<column>.<ext>`).
 
-Which members were written is only known once they are: the `Encoder` collects each group's extensions
-(json, cls, txt, one group per payload column) for the manifest, which says every sample has exactly one
-member of each group."""
+With `shards.fields: json` the text and the label stay in the json and there is no `.txt` or `.cls`.
+
+The json is what `json.dumps(row, sort_keys=True, default=str)` gives, built column-wise: each column's values
+are encoded once (strings with json's own C encoder, integers by a pyarrow cast) and a row is one `%` of a
+template. Which members were written is only known once they are: the `Encoder` collects each group's
+extensions (json, cls, txt, one group per payload column) for the manifest, which says every sample has
+exactly one member of each group."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import math
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dsm_assets.arrow_types import is_text
 from dsm_assets.media import sniff
 from dsm_assets.registry import DatasetSpec
 
-BATCH_ROWS = 4096
 UNKNOWN = "bin"  # the extension of a payload that is no known media kind (or empty)
 
+Member = tuple[bytes, bytes]  # (member name, payload)
 Sample = tuple[str, list[tuple[str, bytes]]]  # (key, [(extension, payload), …])
 
 
@@ -52,24 +62,67 @@ def payload_columns(schema: pa.Schema) -> list[str]:
             if is_media_struct(f.type) or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
 
 
+def members_per_sample(spec: DatasetSpec, schema: pa.Schema) -> int:
+    """How many members each sample has (json, cls, txt, payloads), known from the schema alone."""
+    return len(Encoder(spec, schema).groups)
+
+
 class Encoder:
-    """Turns rows of one table into samples and remembers the member extensions it wrote, per group."""
+    """Turns record batches of one table into tar members and remembers the extensions it wrote, per group."""
 
     def __init__(self, spec: DatasetSpec, schema: pa.Schema) -> None:
-        self.labels = spec.cleaning.labels
-        self.index = {label: i for i, label in enumerate(self.labels.allowed)} if self.labels else {}
-        self.text = "text" in schema.names and is_text(schema.field("text").type)
+        split = spec.shards.fields == "split"
+        self.labels = spec.cleaning.labels if split else None
+        self.cls = {label: str(i).encode() for i, label in enumerate(self.labels.allowed)} if self.labels else {}
+        self.text = split and "text" in schema.names and is_text(schema.field("text").type)
         self.payloads = payload_columns(schema)
         self.media = {f.name for f in schema if is_media_struct(f.type)}
-        # group → extensions written: json, cls, txt, then one group per payload column
-        self.seen: dict[str, set[str]] = {}
+        self.json = sorted(c for c in schema.names
+                           if (c not in self.payloads or c in self.media) and not (self.text and c == "text"))
+        self.template = _template(self.json)
+        self.null_text = _template(sorted([*self.json, "text"]))  # a null text says so in the json
+        self.groups = ([["json"]] if self.json else []) + ([["cls"]] if self.labels else []) + \
+            ([["txt"]] if self.text else []) + [[f"column:{c}"] for c in self.payloads]
+        self.seen: dict[str, set[str]] = {}  # group → extensions written
 
-    def samples(self, table: pa.Table, start: int, stop: int) -> Iterator[Sample]:
-        """(key, [(extension, payload), …]) for rows start..stop, converted to Python one batch at a time."""
-        for offset in range(start, stop, BATCH_ROWS):
-            rows = table.slice(offset, min(BATCH_ROWS, stop - offset)).to_pylist()
-            for i, row in enumerate(rows, start=offset):
-                yield key(i), self._files(row)
+    def members(self, batch: pa.RecordBatch, start: int) -> list[Member]:
+        """The tar members of the batch's rows, the first being row `start` of the table, in sample order."""
+        n = batch.num_rows
+        if not n:
+            return []
+        columns: list[tuple[list[bytes] | bytes, list[bytes]]] = []  # (extensions or one extension, payloads)
+        if self.json:
+            columns.append((b"json", self._json(batch)))
+        if self.labels:
+            columns.append((b"cls", [self.cls[v] for v in batch.column(self.labels.column).to_pylist()]))
+        if self.text:
+            text = batch.column("text")
+            raw = text.cast(pa.large_binary() if pa.types.is_large_string(text.type) else pa.binary())
+            columns.append((b"txt", [b or b"" for b in raw.to_pylist()]))
+        for col in self.payloads:
+            payloads = _payloads(batch.column(col), col in self.media)
+            exts = [extension(p) for p in payloads]
+            group = self.seen.setdefault(f"column:{col}", set())
+            if len(self.payloads) > 1:
+                exts = [f"{col}.{e}" for e in exts]
+            group.update(exts)
+            columns.append(([e.encode() for e in exts], payloads))
+        for ext, _ in columns:
+            if isinstance(ext, bytes):
+                self.seen.setdefault(ext.decode(), set()).add(ext.decode())
+        keys = [b"sample%09d." % i for i in range(start, start + n)]
+        out: list[Member] = []
+        append = out.append
+        if all(isinstance(ext, bytes) for ext, _ in columns):  # text rows: every extension fixed
+            fixed = [(ext, payloads) for ext, payloads in columns]
+            for r, k in enumerate(keys):
+                for ext, payloads in fixed:
+                    append((k + ext, payloads[r]))
+        else:
+            for r, k in enumerate(keys):
+                for ext, payloads in columns:
+                    append((k + (ext if isinstance(ext, bytes) else ext[r]), payloads[r]))
+        return out
 
     def field_groups(self) -> list[list[str]]:
         """The extensions written, one sorted list per group (json, cls, txt, payload columns): every sample
@@ -77,25 +130,57 @@ class Encoder:
         order = ["json", "cls", "txt", *(f"column:{c}" for c in self.payloads)]
         return [sorted(self.seen[g]) for g in order if g in self.seen]
 
-    def _add(self, files: list[tuple[str, bytes]], group: str, ext: str, payload: bytes) -> None:
-        self.seen.setdefault(group, set()).add(ext)
-        files.append((ext, payload))
+    def _json(self, batch: pa.RecordBatch) -> list[bytes]:
+        values = [_json_values(batch.column(c), c in self.media) for c in self.json]
+        rows = list(zip(*values, strict=True))
+        out = [(self.template % row).encode() for row in rows]
+        if self.text and batch.column("text").null_count:
+            at = sorted([*self.json, "text"]).index("text")
+            valid = batch.column("text").is_valid().to_pylist()
+            for i in (i for i, v in enumerate(valid) if not v):
+                out[i] = (self.null_text % (*rows[i][:at], "null", *rows[i][at:])).encode()
+        return out
 
-    def _files(self, row: dict[str, Any]) -> list[tuple[str, bytes]]:
-        files: list[tuple[str, bytes]] = []
-        meta = {k: v for k, v in row.items() if k not in self.payloads}
-        meta.update({col: None if row[col] is None else {"path": row[col].get("path")} for col in self.media})
-        self._add(files, "json", "json", json.dumps(meta, sort_keys=True, default=str).encode())
-        if self.labels:
-            self._add(files, "cls", "cls", str(self.index[row[self.labels.column]]).encode())
-        if self.text:
-            self._add(files, "txt", "txt", (row["text"] or "").encode())
-        for col in self.payloads:
-            value = row[col]
-            payload = (value.get("bytes") if col in self.media and value is not None else value) or b""
-            ext = extension(payload)
-            self._add(files, f"column:{col}", ext if len(self.payloads) == 1 else f"{col}.{ext}", payload)
-        return files
+
+def _template(columns: list[str]) -> str:
+    """A `%` template giving json.dumps' text of a row with these (sorted) keys."""
+    return "{" + ", ".join(_quote(c).replace("%", "%%") + ": %s" for c in columns) + "}"
+
+
+def _json_values(column: pa.Array, media: bool) -> list[str]:
+    """Each value of `column` as json.dumps(value, sort_keys=True, default=str) writes it."""
+    dtype = column.type
+    if media:  # {"path": …} of the struct, null for a null struct
+        paths = column.field("path").to_pylist()
+        valid = column.is_valid().to_pylist()
+        return ['{"path": %s}' % ("null" if p is None else _quote(p)) if v else "null"
+                for p, v in zip(paths, valid, strict=True)]
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return ["null" if v is None else _quote(v) for v in column.to_pylist()]
+    if pa.types.is_integer(dtype):
+        return pc.fill_null(pc.cast(column, pa.string()), "null").to_pylist()
+    if pa.types.is_boolean(dtype):
+        return ["null" if v is None else ("true" if v else "false") for v in column.to_pylist()]
+    if pa.types.is_floating(dtype):
+        return [_float(v) for v in column.to_pylist()]
+    return [json.dumps(v, sort_keys=True, default=str) for v in column.to_pylist()]
+
+
+def _float(v: Any) -> str:
+    if v is None:
+        return "null"
+    if math.isfinite(v):
+        return float.__repr__(v)
+    return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
+
+
+def _payloads(column: pa.Array, media: bool) -> list[bytes]:
+    """Each row's payload bytes (empty for a null): a media struct's `bytes`, else the binary value."""
+    if media:
+        values = column.field("bytes").to_pylist()
+        valid = column.is_valid().to_pylist()
+        return [(b if v else None) or b"" for b, v in zip(values, valid, strict=True)]
+    return [b or b"" for b in column.to_pylist()]
 
 
 def key(index: int) -> str:

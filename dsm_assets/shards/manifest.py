@@ -6,7 +6,9 @@ Besides each shard's name, bytes, samples and hash, the manifest says what a sam
 member extension written (`["json", "cls", "jpg", "png"]`), and `field_groups`, the same split by where it
 comes from (`[["json"], ["cls"], ["jpg", "png"]]`): each sample has exactly one member of every group, so a
 dataset mixing JPEG and PNG images lists both and a sample carries one of them. `format` is FORMAT; shards of
-an older format are rewritten rather than reused."""
+an older format are rewritten rather than reused, and so are shards cut otherwise than the registry now asks
+(`compression`, `fields_mode`, `shard_count`, recorded with `estimated_bytes`, the size the count was
+derived from)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from dsm_assets.layout import SHARDS_MANIFEST
 
 SEALS = ".seals.json"  # each shard's mtime when last verified (not part of the manifest: no data version)
 SELF_HASH = "manifest_xxh3_128"  # the manifest's own hash, over every other key
-FORMAT = 2  # 2: members named by sniffed content, media columns, field_groups (1: no `format` key)
+FORMAT = 3  # 3: text only in .txt, compression, layout keys; 2: members named by content, field_groups; 1: none
 log = logging.getLogger("dsm_assets.shards")
 
 
@@ -72,14 +74,20 @@ def verify_shards(folder: Path, manifest: dict[str, Any], *, deep: bool) -> list
     return problems
 
 
-def reusable(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """The manifest of shards already in `folder` when every shard still matches it (a shard whose stat
-    changed since it was written is re-hashed); else (None, the first problem, if there were shards)."""
+def reusable(folder: Path, layout: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """The manifest of shards already in `folder` when it has `layout` (format, compression, …) and every
+    shard still matches it (a shard whose stat changed since it was written is re-hashed); else (None, the
+    first problem, if there were shards)."""
     try:
         manifest = json.loads((folder / SHARDS_MANIFEST).read_text())
         shards = manifest["shards"]
         if manifest.get("format") != FORMAT:
             problem = f"{folder / SHARDS_MANIFEST} is shard format {manifest.get('format', 1)}, not {FORMAT}"
+            log.warning("%s; writing the shards again", problem)
+            return None, problem
+        if changed := [k for k in layout if manifest.get(k) != layout[k]]:
+            problem = (f"{folder / SHARDS_MANIFEST} has {changed[0]} {manifest.get(changed[0])!r}, the registry "
+                       f"now asks for {layout[changed[0]]!r}")
             log.warning("%s; writing the shards again", problem)
             return None, problem
         mtimes = _read_seals(folder)

@@ -72,11 +72,14 @@ def decoders(decode: Decode) -> list[str | Callable[[str, bytes], Any]]:
     return [audio_decoder if spec == "audio" else spec for spec in specs]
 
 
-def read_back(folder: Path, manifest: dict[str, Any]) -> list[str]:
-    """Problems (empty when none) found by iterating every shard with `webdataset.WebDataset`: each must be a
-    complete tar whose samples match the manifest's count and carry every field."""
+def read_back(folder: Path, manifest: dict[str, Any], names: Sequence[str] | None = None) -> list[str]:
+    """Problems (empty when none) found by iterating shards with `webdataset.WebDataset` (every shard, or
+    those named): each must be a complete tar whose samples match the manifest's count and carry every field.
+    Samples are streamed, one at a time."""
     problems = []
     for shard in manifest["shards"]:
+        if names is not None and shard["name"] not in names:
+            continue
         path = folder / shard["name"]
         if not path.is_file():
             problems.append(f"{shard['name']} is missing")
@@ -88,15 +91,18 @@ def read_back(folder: Path, manifest: dict[str, Any]) -> list[str]:
 def _read_shard(path: Path, shard: dict[str, Any], groups: list[list[str]]) -> list[str]:
     import webdataset as wds
 
+    count, wrong = 0, None
     try:
-        samples = list(wds.WebDataset([os.fspath(path)], shardshuffle=False, empty_check=False))
+        for sample in wds.WebDataset([os.fspath(path)], shardshuffle=False, empty_check=False):
+            count += 1
+            if wrong is None and (why := _incomplete(sample, groups)):
+                wrong = (sample["__key__"], why)
     except Exception as exc:  # webdataset surfaces tarfile, OSError and its own errors alike
         return [f"{shard['name']} is not a readable tar ({type(exc).__name__}: {_short(exc)})"]
     problems = []
-    if len(samples) != shard["samples"]:
-        problems.append(f"{shard['name']} holds {len(samples)} samples, the manifest says {shard['samples']}")
+    if count != shard["samples"]:
+        problems.append(f"{shard['name']} holds {count} samples, the manifest says {shard['samples']}")
     # exactly one member of each group: json, cls, txt, and one per payload column (named by its content)
-    wrong = next(((s["__key__"], why) for s in samples if (why := _incomplete(s, groups))), None)
     if wrong:
         problems.append(f"{shard['name']}: sample {wrong[0]} {wrong[1]}")
     return problems
