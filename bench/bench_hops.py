@@ -24,11 +24,12 @@ Arrow-formatted pass over the whole dataset summing the text lengths, so every p
 result is wrong (a check fails, rows differ) ends the bench: a broken hop never prints a number.
 
 Goals: peak RSS <= 1 GiB in every hop (the point of --large, a 5 GB CSV); `load` also takes no more time
-and no more memory than `datasets.load_dataset` of the same cache folder. The sizes: --quick 20 MB,
-default 100 MB, --large 5 GB. What bounds the default is webdataset: its Python tar writer and reader
-handle ~3,000 text samples a second on this machine (ShardWriter; and the `integrity` shard check reads
-every shard back with webdataset itself), so 100 MB (360,000 rows) keeps `make bench` under 10 minutes.
-Above SLOW_BASELINE_ROWS rows (--large: 18 M) the two webdataset baselines are not run (hours); their
+and no more memory than `datasets.load_dataset` of the same cache folder. The sizes: --quick 10 MB,
+default 30 MB, --large 5 GB. What bounds the default is per-sample Python in the shard hops: on this machine
+(2 shared cores) webdataset.ShardWriter wrote ~1,200 text samples a second, write_shards ~5,700, and the
+`integrity` shard check, which reads every shard back with webdataset itself, ~2,100 (a 60 MB run took
+8 minutes, most of it there), so 30 MB (110,000 rows) keeps `make bench` under 10 minutes. Above
+SLOW_BASELINE_ROWS rows (--large: 18 M) the two webdataset baselines are not run (hours); their
 lines then report our time and RSS against the RSS goal only."""
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from bench.common import Line, markdown_table, mib, own_peak_rss, progress, run_
 
 NAME = "bench_reviews"
 RSS_GOAL = 1 << 30
-SIZES_MB = {"quick": 20, "default": 100, "large": 5000}
+SIZES_MB = {"quick": 10, "default": 30, "large": 5000}
 ROW_BYTES = 275  # the generator's average row
 MB_PER_SHARD = 256  # one shard per 256 MB of CSV, at least 4
 SLOW_BASELINES = {"shards", "shard checks"}  # webdataset's per-sample Python: ~3,000 samples/s
