@@ -4,10 +4,14 @@ helpers they share: timing, progress on stderr, and the one table `python -m ben
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -66,3 +70,38 @@ def run_alone(measure: Callable[..., list[Line]], *int_options: str) -> None:
     for option in int_options:
         parser.add_argument(f"--{option}", type=int)
     print(markdown_table(measure(**vars(parser.parse_args()))))
+
+
+def vm(pid: int, field: str) -> int:
+    """A /proc/<pid>/status memory field (VmRSS, VmHWM) in bytes; 0 when the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def own_peak_rss() -> int:
+    """This process's peak RSS: VmHWM, not getrusage's ru_maxrss, which Linux carries over from the parent
+    into a child at exec (a child's own peak is what the memory lines report)."""
+    return vm(os.getpid(), "VmHWM")
+
+
+def run_child(args: list[str], what: str, env: dict[str, str] | None = None) -> dict:
+    """Run `python <args>` as a child process and return the JSON object it prints last on stdout; progress
+    (its current RSS) every 20 s. A child that fails ends the bench with its exit status: a broken hop is
+    never reported as a number."""
+    child = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, **(env or {})})
+    start = time.monotonic()
+    while child.poll() is None:
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            progress(f"  {what}: {time.monotonic() - start:.0f} s, child RSS {mib(vm(child.pid, 'VmRSS'))}")
+    out = child.stdout.read()
+    if child.returncode != 0:
+        sys.exit(f"bench: {what} failed in its child process (exit {child.returncode})")
+    return json.loads(out.strip().splitlines()[-1])
