@@ -157,7 +157,7 @@ def test_the_raw_files_sensor_observes_a_changed_file_once_without_a_run(shipped
         return sorted(e.asset_key.to_user_string() for e in result.asset_events)
 
     with dg.DagsterInstance.ephemeral() as instance:
-        assert tick(instance) == ["chords/raw", "shapes/raw", "text_reviews/raw"]  # first sight
+        assert tick(instance) == ["chord_tones/raw", "chords/raw", "shapes/raw", "text_reviews/raw"]  # first sight
         assert tick(instance) == []
         edit_text_reviews(data_dir)
         assert tick(instance) == ["text_reviews/raw"]

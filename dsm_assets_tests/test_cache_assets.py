@@ -40,7 +40,7 @@ def test_cache_materialises_the_verified_version_and_preflight_passes(shipped, d
                 dg.AssetKey([key.path[0], "published"])).asset_materialization.metadata
             assert (meta["version"].value, meta["commit"].value) == ("v1.0", published["commit"].value)
         preflights = [c for c in result.get_asset_check_evaluations() if c.check_name == "preflight"]
-        assert len(preflights) == 3 and all(c.passed for c in preflights)
+        assert len(preflights) == 4 and all(c.passed for c in preflights)
         assert all("loaded" in c.description and "offline" in c.description for c in preflights)
 
 

@@ -91,7 +91,7 @@ def test_whole_graph_in_process(shipped, data_dir):
         observed, materialized = run_graph(defs, instance)
         assert observed.success and materialized.success
         checks = materialized.get_asset_check_evaluations()
-        assert len(checks) == 36 and all(c.passed for c in checks), [c for c in checks if not c.passed]
+        assert len(checks) == 47 and all(c.passed for c in checks), [c for c in checks if not c.passed]
         for spec in shipped.datasets:
             expected = clean_dataset(spec, data_dir)  # reused: same inputs
             raw = instance.get_latest_data_version_record(dg.AssetKey([spec.name, "raw"]), is_source=True)
