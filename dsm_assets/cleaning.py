@@ -201,7 +201,7 @@ def _reuse(out_dir: Path, index: Path) -> tuple[CleanResult | None, str | None]:
 
 
 def _write_contact_sheet(spec: DatasetSpec, data_dir: Path, version: str, parquet: Path) -> Path | None:
-    """Thumbnails of the first image column's first images (None for datasets without an image column)."""
+    """Thumbnails of the first image column, spread over the rows (None for datasets without an image column)."""
     images = [col for col, typ in spec.media_columns().items() if typ == "image"]
     if not images:
         return None

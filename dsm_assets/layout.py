@@ -57,7 +57,7 @@ def clean_dir(data_dir: Path, name: str) -> Path:
 
 
 def contact_sheet(data_dir: Path, name: str, version: str) -> Path:
-    """The contact sheet (first images as thumbnails) beside the cleaned parquet of `version`."""
+    """The contact sheet (64 thumbnails spread over the rows) beside the cleaned parquet of `version`."""
     return under(data_dir, "clean", name, f"{version}.contact.png")
 
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from dsm_assets import atomic
 from dsm_assets.media import Probe
 
-SHEET_IMAGES = 64  # the first images of the cleaned data
+SHEET_IMAGES = 64  # images spread evenly over the cleaned rows
 SHEET_THUMB = 48  # pixels, the longer side of each thumbnail
 SHEET_COLUMNS = 8
 SHEET_LABEL = 12  # pixels under each thumbnail for its label
@@ -63,7 +63,7 @@ class MediaStats:
 
 
 def write_contact_sheet(parquet: Path, column: str, target: Path, *, label: str | None = None) -> Path | None:
-    """A PNG grid of the first SHEET_IMAGES images of `column` in `parquet` as SHEET_THUMB-pixel thumbnails,
+    """A PNG grid of SHEET_IMAGES images of `column` in `parquet` as SHEET_THUMB-pixel thumbnails,
     each captioned with its `label` column's value if given; written atomically to `target`. None (nothing
     written) when the column holds no image. The images passed cleaning's probe, so each decodes within the
     registry's pixel limit; JPEGs are decoded at reduced size."""
@@ -88,27 +88,42 @@ def write_contact_sheet(parquet: Path, column: str, target: Path, *, label: str 
 
 
 def _thumbnails(parquet: Path, column: str, label: str | None) -> list[tuple[Any, Any]]:
+    """SHEET_IMAGES rows spread evenly over the file (a folder sorted by class shows every class), read a row
+    group at a time: memory stays bounded by one row group."""
+    columns = [column] + ([label] if label and label != column else [])
+    reader = pq.ParquetFile(parquet)
+    total = reader.metadata.num_rows
+    wanted = sorted({i * total // SHEET_IMAGES for i in range(min(total, SHEET_IMAGES))})
+    out: list[tuple[Any, Any]] = []
+    start = 0
+    for group in range(reader.num_row_groups):
+        size = reader.metadata.row_group(group).num_rows
+        picks = [i - start for i in wanted if start <= i < start + size]
+        start += size
+        if not picks:
+            continue
+        rows = reader.read_row_group(group, columns=columns).take(picks)
+        captions = rows.column(label).to_pylist() if label else [None] * len(picks)
+        for value, caption in zip(rows.column(column).to_pylist(), captions, strict=True):
+            thumb = _thumbnail(value.get("bytes") if isinstance(value, dict) else value)
+            if thumb is not None:
+                out.append((thumb, caption))
+    return out
+
+
+def _thumbnail(payload: bytes | None) -> Any:
+    """A SHEET_THUMB-pixel RGB thumbnail, or None for a payload that does not decode (a preview is never fatal)."""
     from PIL import Image
 
-    columns = [column] + ([label] if label and label != column else [])
-    out: list[tuple[Any, Any]] = []
-    for batch in pq.ParquetFile(parquet).iter_batches(batch_size=SHEET_IMAGES, columns=columns):
-        images = batch.column(column).to_pylist()
-        captions = batch.column(label).to_pylist() if label else [None] * len(images)
-        for value, caption in zip(images, captions, strict=True):
-            if len(out) == SHEET_IMAGES:
-                return out
-            payload = value.get("bytes") if isinstance(value, dict) else value
-            if not payload:
-                continue
-            try:
-                with Image.open(io.BytesIO(payload)) as image:
-                    image.draft("RGB", (SHEET_THUMB, SHEET_THUMB))  # JPEG: decode at 1/2 … 1/8 scale
-                    thumb = image.convert("RGBA")
-            except Exception:  # a preview: an undecodable image is left out, never fatal
-                continue
-            thumb.thumbnail((SHEET_THUMB, SHEET_THUMB))
-            flat = Image.new("RGB", thumb.size, "white")
-            flat.paste(thumb, mask=thumb.getchannel("A"))
-            out.append((flat, caption))
-    return out
+    if not payload:
+        return None
+    try:
+        with Image.open(io.BytesIO(payload)) as image:
+            image.draft("RGB", (SHEET_THUMB, SHEET_THUMB))  # JPEG: decode at 1/2 … 1/8 scale
+            thumb = image.convert("RGBA")
+    except Exception:
+        return None
+    thumb.thumbnail((SHEET_THUMB, SHEET_THUMB))
+    flat = Image.new("RGB", thumb.size, "white")
+    flat.paste(thumb, mask=thumb.getchannel("A"))
+    return flat

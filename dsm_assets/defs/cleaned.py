@@ -32,7 +32,7 @@ def build_cleaned_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
         context.log.info(f"{spec.name}: {verb} {result.path.name}: {result.rows_in} rows in, "
                          f"{result.rows_out} out, dropped {result.dropped or 'none'}")
         if result.contact_sheet is not None:
-            context.log.info(f"{spec.name}: contact sheet of the first images: {result.contact_sheet}")
+            context.log.info(f"{spec.name}: contact sheet of 64 images spread over the rows: {result.contact_sheet}")
         return dg.MaterializeResult(data_version=dg.DataVersion(result.version),
                                     metadata=handoff.cleaned_metadata(spec, result))
 
