@@ -88,6 +88,7 @@ class CleanResult:
 
 def clean_dataset(spec: DatasetSpec, data_dir: Path, *, block_size: int = READ_BLOCK_SIZE) -> CleanResult:
     """Clean `spec`'s raw files into `data/clean/<name>/<content-hash>.parquet` (one writer at a time)."""
+    data_dir = data_dir.resolve()  # raw paths are resolved (symlinks followed) and named relative to it
     folder = clean_dir(data_dir, spec.name)
     with on_disk(folder, f"cleaning {spec.name}"), atomic.dir_lock(folder):
         return _clean(spec, data_dir, block_size)

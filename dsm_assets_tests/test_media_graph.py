@@ -191,3 +191,34 @@ def test_image_and_audio_folders_through_the_whole_graph(kind, tmp_path, request
                                      "HF_HOME": str(tmp_path / "hf-home")}))
         assert got["rows"] == 18 and got["features"]["image"] == "Image"
         assert got["value"] in ("PngImageFile", "JpegImageFile")
+
+
+def test_an_image_folder_with_metadata_csv_publishes_and_caches_without_a_conversion_script(tmp_path):
+    from dsm_assets.cleaning import clean_dataset
+    from dsm_assets.errors import SourceError
+
+    from .caching import cache_latest, publish_and_verify
+
+    data = tmp_path / "data"
+    root = data / "raw" / "captions"
+    for i, (name, colour) in enumerate(COLOURS.items()):
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        (root / "images" / f"{name}.png").write_bytes(image(colour, "PNG", i))
+    (root / "metadata.csv").write_text("file_name,caption\nimages/red.png,a red square\n"
+                                       "images/green.png,a green square\nimages/blue.png,\"blue, square\"\n")
+    entry = {"name": "captions", "use": "Captioned images",
+             "source": {"path": "raw/captions", "format": "imagefolder"},
+             "schema": {"image": "image", "caption": "string"}, "cleaning": {"required": ["image", "caption"]}}
+    spec = load_registry(write_registry(tmp_path / "registry.yaml", [entry])).get("captions")
+    folder = cache_latest(publish_and_verify(spec, data), data).path
+    import datasets
+
+    ds = datasets.load_dataset(str(folder), split="train")
+    assert ds.num_rows == 3 and ds[2]["caption"] == "blue, square" and isinstance(ds[0]["image"], Image.Image)
+    assert ds[0]["image"].getpixel((1, 1)) == COLOURS["red"]
+
+    (root / "metadata.csv").write_text("file_name,caption\nimages/red.png,red\nimages/purple.png,purple\n")
+    before = sorted(p.name for p in (data / "clean" / "captions").iterdir())
+    with pytest.raises(SourceError, match=r"metadata.csv: row 2: .*images/purple.png"):
+        clean_dataset(spec, data)
+    assert sorted(p.name for p in (data / "clean" / "captions").iterdir()) == before  # nothing half-written
