@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
 
-from bench.common import Line, interleaved, markdown_table, mib, progress, seconds, times
+from bench.common import Line, interleaved, markdown_table, mib, own_peak_rss, progress, seconds, times, vm
 from dsm_assets.cleaning import clean_dataset
 from dsm_assets.registry import DEFAULT_REGISTRY, DatasetSpec, load_registry
 
@@ -143,7 +142,7 @@ def measure_rss(root: Path, gigabytes: float) -> Line:
         try:
             child.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            progress(f"  cleaning: {time.monotonic() - start:.0f} s, child RSS {mib(_vm(child.pid, 'VmRSS'))}")
+            progress(f"  cleaning: {time.monotonic() - start:.0f} s, child RSS {mib(vm(child.pid, 'VmRSS'))}")
     out = child.stdout.read()
     shutil.rmtree(data)
     if child.returncode != 0:
@@ -156,23 +155,11 @@ def measure_rss(root: Path, gigabytes: float) -> Line:
                 peak <= RSS_GOAL)
 
 
-def _vm(pid: int, field: str) -> int:
-    """A /proc/<pid>/status memory field (VmRSS, VmHWM) in bytes; 0 when the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def child(data: Path, registry: Path) -> None:
     spec = load_registry(registry).get(NAME)
     start = time.perf_counter()
     result = clean_dataset(spec, data)
-    # VmHWM, not getrusage's ru_maxrss: Linux carries the parent's peak over into a child's ru_maxrss at exec
-    peak = _vm(os.getpid(), "VmHWM")
+    peak = own_peak_rss()
     print(json.dumps({"peak_rss": peak, "seconds": time.perf_counter() - start, "rows_in": result.rows_in,
                       "rows_out": result.rows_out, "dropped": result.dropped}))
 
