@@ -102,7 +102,7 @@ def test_whole_graph_in_process(shipped, data_dir):
             assert event.asset_materialization.tags["dagster/data_version"] == expected.version
             assert event.asset_materialization.tags[f"dagster/input_data_version/{spec.name}/raw"] == fp.digest
             assert meta["dagster/row_count"].value == expected.rows_out
-            assert meta["preview"].value.startswith("| id |")
+            assert meta["preview"].value.startswith(f"| {next(iter(spec.schema))} |")
             assert meta["path"].value == str(expected.path)
             published = instance.get_latest_materialization_event(dg.AssetKey([spec.name, "published"]))
             pmeta = published.asset_materialization.metadata
