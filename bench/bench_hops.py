@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import Line, markdown_table, mib, own_peak_rss, progress, run_child, seconds, times
+from bench.common import Line, fsync_all, markdown_table, mib, own_peak_rss, progress, run_child, seconds, times
 
 NAME = "bench_reviews"
 RSS_GOAL = 1 << 30
@@ -229,7 +229,6 @@ def base_shards(root: Path) -> Callable[[], dict]:
     import pyarrow.parquet as pq
     import webdataset as wds
 
-    from bench.bench_shards import fsync_all
 
     spec, cache = _spec(root), _load(root, "cache")
     parts = sorted((cache.path / "data").glob("*.parquet"))
@@ -281,6 +280,8 @@ def _opened_then_touched(open_dataset: Callable[[], object]) -> dict:
 
 
 def ours_load(root: Path) -> Callable[[], dict]:
+    import datasets  # noqa: F401  (dsm_assets.load imports it on first use: before the clock, as the baseline)
+
     import dsm_assets
     from dsm_assets.registry import load_registry
 

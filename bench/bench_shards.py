@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -28,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from bench.common import Line, markdown_table, mib, progress, seconds, times
+from bench.common import Line, fsync_all, markdown_table, mib, own_peak_rss, progress, seconds, times
 
 NAME, COMMIT, SHARDS = "bench_text", "b" * 40, 100
 WORDS = ("the", "a", "film", "great", "bad", "plot", "actor", "scene", "boring", "superb", "dialogue", "music",
@@ -83,10 +82,7 @@ def shard_writer(cache: Path, out: Path, compression: str) -> tuple[float, int]:
             for row in batch.to_pylist():
                 sink.write({"__key__": f"sample{row['id']:09d}", "json": {"id": row["id"], "label": row["label"]},
                             "txt": row["text"], "cls": index[row["label"]]})
-    for path in out.iterdir():  # ours fsyncs every shard
-        fd = os.open(path, os.O_RDONLY)
-        os.fsync(fd)
-        os.close(fd)
+    fsync_all(out)  # ours fsyncs every shard
     took = time.perf_counter() - start
     return took, sum(p.stat().st_size for p in out.iterdir())
 
@@ -101,21 +97,13 @@ def child(data: Path, cache: Path, registry: Path, outputs: Path) -> None:
     start = time.perf_counter()
     result = write_shards(spec, cache, outputs)
     t_write = time.perf_counter() - start
-    peak = _vm("VmHWM")
+    peak = own_peak_rss()
     start = time.perf_counter()
     outcomes = check_shards(spec, result.folder, data)
     t_check = time.perf_counter() - start
     print(json.dumps({"write": t_write, "check": t_check, "peak_rss": peak, "passed": all(o.passed for o in outcomes),
                       "bytes": sum(s["bytes"] for s in result.manifest["shards"]),
                       "shards": len(result.manifest["shards"])}))
-
-
-def _vm(field: str) -> int:
-    """VmHWM, not getrusage's ru_maxrss: Linux carries the parent's peak over into a child's at exec."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def ours(root: Path, data: Path, cache: Path, compression: str) -> dict:

@@ -105,3 +105,13 @@ def run_child(args: list[str], what: str, env: dict[str, str] | None = None) -> 
     if child.returncode != 0:
         sys.exit(f"bench: {what} failed in its child process (exit {child.returncode})")
     return json.loads(out.strip().splitlines()[-1])
+
+
+def fsync_all(folder: Path) -> None:
+    """fsync every file in `folder`: a writer's time includes getting its files to disk (ours fsyncs shards)."""
+    for path in folder.iterdir():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
