@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
 
-from bench.common import Line, interleaved, markdown_table, mib, own_peak_rss, progress, seconds, times, vm
+from bench.common import Line, interleaved, markdown_table, mib, own_peak_rss, progress, run_child, seconds, times
 from dsm_assets.cleaning import clean_dataset
 from dsm_assets.registry import DEFAULT_REGISTRY, DatasetSpec, load_registry
 
@@ -135,19 +133,8 @@ def measure_rss(root: Path, gigabytes: float) -> Line:
     progress(f"peak RSS: generating a {gigabytes:g} GB CSV")
     rows, size = write_csv(csv, min_bytes=int(gigabytes * 1e9))
     progress(f"peak RSS: cleaning {size / 1e9:.1f} GB, {rows} rows, in a child process")
-    cmd = [sys.executable, "-m", "bench.bench_cleaning", "--child", str(data), str(registry)]
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    start = time.monotonic()
-    while child.poll() is None:
-        try:
-            child.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            progress(f"  cleaning: {time.monotonic() - start:.0f} s, child RSS {mib(vm(child.pid, 'VmRSS'))}")
-    out = child.stdout.read()
-    shutil.rmtree(data)
-    if child.returncode != 0:
-        sys.exit(f"bench_cleaning child failed ({child.returncode})")
-    got = json.loads(out)
+    got = run_child(["-m", "bench.bench_cleaning", "--child", str(data), str(registry)], "cleaning")
+    shutil.rmtree(data)  # on a failed child the caller's finally removes it with the rest of the root
     peak = got["peak_rss"]
     progress(f"peak RSS: {mib(peak)} in {got['seconds']:.0f} s, {got['rows_in']} rows in, {got['rows_out']} out")
     return Line(f"peak RSS cleaning a {size / 1e9:.1f} GB CSV ({rows / 1e6:.1f} M rows)",
