@@ -90,7 +90,8 @@ class RemoteConfig:
 class Shards:
     """How the shards are cut and written. `count`: a number of shards, or "auto" (`shards.writing.shard_count`
     says how many: about 100 on large data, none under 64 MiB, or `target_size` bytes each when set).
-    `compression`: "none" (`.tar`) or "gzip" (`.tar.gz`, which webdataset reads as it is). `fields`: "split"
+    `compression`: "auto" (gzip when a sample averages under 4 KiB of data, as text rows do; none for media,
+    already compressed), "none" (`.tar`) or "gzip" (`.tar.gz`, which webdataset reads as it is). `fields`: "split"
     (a `text` column as `.txt`, the label's index as `.cls`, the other columns in `.json`) or "json" (every
     column in `.json`); payload columns are always members of their own."""
 
@@ -98,7 +99,7 @@ class Shards:
     estimated_size: int | None = None  # expected samples across all shards
     publish: bool = False  # also publish the shards to the remote, next to the parquet (tag <version>-shards)
     target_size: int | None = None  # bytes per shard wanted with count "auto" (None: the auto rule)
-    compression: str = "none"  # "none" or "gzip"
+    compression: str = "auto"  # "auto", "none" or "gzip"
     fields: str = "split"  # "split" or "json"
 
 

@@ -489,11 +489,11 @@ class _Checker:
             self.fail(f"{key}.estimated_size", f"expected an integer >= 0 or null, got {est!r}")
         if not isinstance(d.get("publish", False), bool):
             self.fail(f"{key}.publish", "expected true or false")
-        for name, allowed in (("compression", ("none", "gzip")), ("fields", ("split", "json"))):
+        for name, allowed in (("compression", ("auto", "none", "gzip")), ("fields", ("split", "json"))):
             if d.get(name, allowed[0]) not in allowed:
                 self.fail(f"{key}.{name}", f"expected one of {', '.join(allowed)}, got {d[name]!r}")
         return Shards(count=count, estimated_size=est, publish=d.get("publish", False), target_size=target,
-                      compression=d.get("compression", "none"), fields=d.get("fields", "split"))
+                      compression=d.get("compression", "auto"), fields=d.get("fields", "split"))
 
 
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,

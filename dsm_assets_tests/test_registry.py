@@ -32,7 +32,7 @@ def test_defaults_fill_remote_cache_dir_and_shards(tmp_path):
     spec = load_registry(write_registry(tmp_path / "r.yaml", [csv_entry()])).datasets[0]
     assert (spec.remote.kind, spec.remote.repo) == ("local", "dsm/t")
     assert spec.cache_dir == "cache/t"
-    assert (spec.shards.count, spec.shards.estimated_size, spec.shards.compression) == ("auto", None, "none")
+    assert (spec.shards.count, spec.shards.estimated_size, spec.shards.compression) == ("auto", None, "auto")
 
 
 def test_dsm_registry_env_overrides_the_shipped_one(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ from dsm_assets.registry import Shards
 from dsm_assets.shards import shard_count, shard_urls, write_shards
 from dsm_assets.shards.checks import check_shards, decoded_shards
 from dsm_assets.shards.tar import scan_shard
-from dsm_assets.shards.writing import AUTO_SHARDS, MIN_SHARD_BYTES
+from dsm_assets.shards.writing import AUTO_SHARDS, MIN_SHARD_BYTES, compression
 
 from .conftest import spec_from
 
@@ -95,7 +95,7 @@ def test_gzip_shards_are_read_by_plain_webdataset_and_are_deterministic(tmp_path
 
 
 def test_changing_the_registry_layout_rewrites_the_shards(tmp_path, data_dir):
-    spec = spec_from(tmp_path, entry(count=2))
+    spec = spec_from(tmp_path, entry(count=2, compression="none"))
     folder = cached(spec, data_dir)
     first = write_shards(spec, folder, tmp_path / "out")
     gz = dataclasses.replace(spec, shards=dataclasses.replace(spec.shards, compression="gzip", count=3))
@@ -105,6 +105,30 @@ def test_changing_the_registry_layout_rewrites_the_shards(tmp_path, data_dir):
     assert not write_shards(gz, folder, tmp_path / "out").written
     wrong = {o.name: o for o in check_shards(spec, second.folder, data_dir)}["shard_count"]
     assert (wrong.passed, wrong.description) == (False, "3 of 3 listed shards present, registry expects 2")
+
+
+def test_compression_auto_gzips_text_rows_and_leaves_payloads_alone(tmp_path, data_dir):
+    spec = spec_from(tmp_path, entry(count=2))  # compression: auto, the default
+    assert spec.shards.compression == "auto"
+    result = write_shards(spec, cached(spec, data_dir), tmp_path / "out")
+    assert result.manifest["compression"] == "gzip" and all(s["name"].endswith(".tar.gz")
+                                                           for s in result.manifest["shards"])
+    assert not write_shards(spec, cached(spec, data_dir), tmp_path / "out").written  # "auto" resolves the same
+    big = dataclasses.replace(spec, shards=dataclasses.replace(spec.shards, compression="auto"))
+    assert compression(big, False, 10, 10 * 4095) == "gzip" and compression(big, False, 10, 10 * 4096) == "none"
+    assert compression(big, True, 10, 10) == "none"  # media or binary payloads: already compressed
+
+
+def test_the_integrity_scan_counts_samples_in_pieces_of_any_size(tmp_path, data_dir):
+    spec = spec_from(tmp_path, entry(count=1, compression="none"))
+    result = write_shards(spec, cached(spec, data_dir, rows=300), tmp_path / "out")
+    path = result.folder / result.manifest["shards"][0]["name"]
+    raw = path.read_bytes()
+    for chunk in (1, 100, 512, 513, 4096, 1 << 20):
+        scan = scan_shard(path, chunk=chunk)
+        assert (scan.samples, scan.problem, scan.bytes) == (300, None, len(raw)), chunk
+    path.write_bytes(raw[:len(raw) // 2])
+    assert scan_shard(path).problem == "is not a complete tar (no end-of-archive marker: truncated?)"
 
 
 def test_shard_count_rule():
@@ -126,7 +150,7 @@ def test_shard_count_rule():
                               "like 256MB, 1GiB), got 'lots'"),
     ({"count": 4, "target_size": "256MB"}, "datasets[0].shards.target_size: only applies with count: auto "
                                            "(count is 4); drop one"),
-    ({"compression": "zstd"}, "datasets[0].shards.compression: expected one of none, gzip, got 'zstd'"),
+    ({"compression": "zstd"}, "datasets[0].shards.compression: expected one of auto, none, gzip, got 'zstd'"),
     ({"fields": "all"}, "datasets[0].shards.fields: expected one of split, json, got 'all'"),
 ])
 def test_shard_options_are_validated_with_their_key_path(tmp_path, shards, problem):
@@ -142,7 +166,7 @@ def test_target_size_accepts_units(tmp_path):
 
 
 def test_scan_counts_samples_from_headers_and_finds_truncation(tmp_path, data_dir):
-    spec = spec_from(tmp_path, entry(count=1))
+    spec = spec_from(tmp_path, entry(count=1, compression="none"))
     result = write_shards(spec, cached(spec, data_dir, rows=400), tmp_path / "out")
     path = result.folder / result.manifest["shards"][0]["name"]
     scan = scan_shard(path, chunk=700)  # headers split across reads

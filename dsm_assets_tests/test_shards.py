@@ -130,11 +130,11 @@ from dsm_assets.registry import load_registry
 from dsm_assets.shards import tar
 real = tar.tar_bytes
 count = []
-def tar_bytes(members):
-    count.append(len(members))
+def tar_bytes(block):
+    count.append(block.n)
     if len(count) == 2:  # the second shard's first block: the first shard is complete, the second begun
         os.kill(os.getpid(), signal.SIGKILL)
-    return real(members)
+    return real(block)
 tar.tar_bytes = tar_bytes
 shards.write_shards(load_registry().get("shapes"), Path(sys.argv[1]), Path(sys.argv[2]))
 """

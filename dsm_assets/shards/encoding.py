@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
@@ -79,26 +80,27 @@ class Encoder:
         self.media = {f.name for f in schema if is_media_struct(f.type)}
         self.json = sorted(c for c in schema.names
                            if (c not in self.payloads or c in self.media) and not (self.text and c == "text"))
-        self.template = _template(self.json)
-        self.null_text = _template(sorted([*self.json, "text"]))  # a null text says so in the json
+        self.pieces = _pieces(self.json)
+        self.null_pieces = _pieces(sorted([*self.json, "text"]))  # a null text says so in the json
         self.groups = ([["json"]] if self.json else []) + ([["cls"]] if self.labels else []) + \
             ([["txt"]] if self.text else []) + [[f"column:{c}"] for c in self.payloads]
         self.seen: dict[str, set[str]] = {}  # group → extensions written
 
-    def members(self, batch: pa.RecordBatch, start: int) -> list[Member]:
-        """The tar members of the batch's rows, the first being row `start` of the table, in sample order."""
+    def columns(self, batch: pa.RecordBatch, start: int) -> Columns:
+        """The batch's rows as member columns, the first being row `start` of the table: each column's
+        extension (one for all rows, or one per row) and payloads (an Arrow binary array, or bytes per row)."""
         n = batch.num_rows
+        fields: list[tuple[bytes | list[bytes], pa.Array | list[bytes]]] = []
         if not n:
-            return []
-        columns: list[tuple[list[bytes] | bytes, list[bytes]]] = []  # (extensions or one extension, payloads)
+            return Columns(start, 0, fields)
         if self.json:
-            columns.append((b"json", self._json(batch)))
+            fields.append((b"json", self._json(batch)))
         if self.labels:
-            columns.append((b"cls", [self.cls[v] for v in batch.column(self.labels.column).to_pylist()]))
+            fields.append((b"cls", self._cls(batch.column(self.labels.column))))
         if self.text:
             text = batch.column("text")
             raw = text.cast(pa.large_binary() if pa.types.is_large_string(text.type) else pa.binary())
-            columns.append((b"txt", [b or b"" for b in raw.to_pylist()]))
+            fields.append((b"txt", pc.fill_null(raw, b"") if raw.null_count else raw))
         for col in self.payloads:
             payloads = _payloads(batch.column(col), col in self.media)
             exts = [extension(p) for p in payloads]
@@ -106,23 +108,15 @@ class Encoder:
             if len(self.payloads) > 1:
                 exts = [f"{col}.{e}" for e in exts]
             group.update(exts)
-            columns.append(([e.encode() for e in exts], payloads))
-        for ext, _ in columns:
+            fields.append(([e.encode() for e in exts], payloads))
+        for ext, _ in fields:
             if isinstance(ext, bytes):
                 self.seen.setdefault(ext.decode(), set()).add(ext.decode())
-        keys = [b"sample%09d." % i for i in range(start, start + n)]
-        out: list[Member] = []
-        append = out.append
-        if all(isinstance(ext, bytes) for ext, _ in columns):  # text rows: every extension fixed
-            fixed = [(ext, payloads) for ext, payloads in columns]
-            for r, k in enumerate(keys):
-                for ext, payloads in fixed:
-                    append((k + ext, payloads[r]))
-        else:
-            for r, k in enumerate(keys):
-                for ext, payloads in columns:
-                    append((k + (ext if isinstance(ext, bytes) else ext[r]), payloads[r]))
-        return out
+        return Columns(start, n, fields)
+
+    def members(self, batch: pa.RecordBatch, start: int) -> list[Member]:
+        """The tar members of the batch's rows, the first being row `start` of the table, in sample order."""
+        return self.columns(batch, start).members()
 
     def field_groups(self) -> list[list[str]]:
         """The extensions written, one sorted list per group (json, cls, txt, payload columns): every sample
@@ -130,40 +124,92 @@ class Encoder:
         order = ["json", "cls", "txt", *(f"column:{c}" for c in self.payloads)]
         return [sorted(self.seen[g]) for g in order if g in self.seen]
 
-    def _json(self, batch: pa.RecordBatch) -> list[bytes]:
+    def _cls(self, column: pa.Array) -> pa.Array:
+        """Each label's index in the allowed set, as ASCII digits."""
+        index = pc.index_in(column, value_set=pa.array(self.labels.allowed, column.type))
+        if index.null_count:  # a null or unknown label: no index to write (cleaning keeps none)
+            return pa.array([self.cls[v] for v in column.to_pylist()], pa.binary())
+        return pc.cast(index, pa.string()).cast(pa.binary())
+
+    def _json(self, batch: pa.RecordBatch) -> pa.Array:
+        """Each row's json, built by Arrow from each column's encoded values and the template's pieces."""
         values = [_json_values(batch.column(c), c in self.media) for c in self.json]
-        rows = list(zip(*values, strict=True))
-        out = [(self.template % row).encode() for row in rows]
-        if self.text and batch.column("text").null_count:
+        out = _joined(self.pieces, values)
+        text = batch.column("text") if self.text else None
+        if text is not None and text.null_count:
             at = sorted([*self.json, "text"]).index("text")
-            valid = batch.column("text").is_valid().to_pylist()
-            for i in (i for i, v in enumerate(valid) if not v):
-                out[i] = (self.null_text % (*rows[i][:at], "null", *rows[i][at:])).encode()
-        return out
+            nulls = pa.array(["null"] * len(text), pa.string())
+            out = pc.if_else(text.is_valid(), out, _joined(self.null_pieces, [*values[:at], nulls, *values[at:]]))
+        return out.cast(pa.binary())
 
 
-def _template(columns: list[str]) -> str:
-    """A `%` template giving json.dumps' text of a row with these (sorted) keys."""
-    return "{" + ", ".join(_quote(c).replace("%", "%%") + ": %s" for c in columns) + "}"
+@dataclass
+class Columns:
+    """One record batch as tar member columns: `n` samples from table row `start`, each with one member of
+    every field (extension, payloads), in field order."""
+
+    start: int
+    n: int
+    fields: list[tuple[bytes | list[bytes], pa.Array | list[bytes]]]
+
+    def members(self) -> list[Member]:
+        """(name, payload) of every member, in sample order (the per-member form; `tar.tar_bytes` builds the
+        tar from the columns themselves)."""
+        keys = [key(i).encode() + b"." for i in range(self.start, self.start + self.n)]
+        cols = [(ext, payloads if isinstance(payloads, list) else [b or b"" for b in payloads.to_pylist()])
+                for ext, payloads in self.fields]
+        return [(k + (ext if isinstance(ext, bytes) else ext[r]), payloads[r])
+                for r, k in enumerate(keys) for ext, payloads in cols]
 
 
-def _json_values(column: pa.Array, media: bool) -> list[str]:
-    """Each value of `column` as json.dumps(value, sort_keys=True, default=str) writes it."""
+def _pieces(columns: list[str]) -> list[str]:
+    """The literal text around each value in a json row with these (sorted) keys: len(columns) + 1 pieces."""
+    pieces = ["{" + _quote(columns[0]) + ": "] if columns else ["{"]
+    pieces += [", " + _quote(c) + ": " for c in columns[1:]]
+    return [*pieces, "}"]
+
+
+def _joined(pieces: list[str], values: list[pa.Array]) -> pa.Array:
+    """pieces[0] + values[0] + pieces[1] + … + pieces[-1], row by row, by Arrow."""
+    parts: list[Any] = []
+    for piece, value in zip(pieces, [*values, None], strict=True):
+        parts.append(pa.scalar(piece, pa.string()))
+        if value is not None:
+            parts.append(value)
+    return pc.binary_join_element_wise(*parts, "")
+
+
+_ESCAPED = r'[\x00-\x1f\x7f"\\]'  # what json.dumps escapes besides non-ASCII: [^ -~] (RE2 syntax)
+
+
+def _json_values(column: pa.Array, media: bool) -> pa.Array:
+    """Each value of `column` as json.dumps(value, sort_keys=True, default=str) writes it, as a string array:
+    integers cast and strings quoted by Arrow when no character needs escaping, else value by value."""
     dtype = column.type
     if media:  # {"path": …} of the struct, null for a null struct
         paths = column.field("path").to_pylist()
         valid = column.is_valid().to_pylist()
-        return ['{"path": %s}' % ("null" if p is None else _quote(p)) if v else "null"
-                for p, v in zip(paths, valid, strict=True)]
+        return pa.array(['{"path": %s}' % ("null" if p is None else _quote(p)) if v else "null"
+                         for p, v in zip(paths, valid, strict=True)], pa.string())
     if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
-        return ["null" if v is None else _quote(v) for v in column.to_pylist()]
+        if _plain(column):
+            quote = pa.scalar('"', dtype)
+            return pc.fill_null(pc.binary_join_element_wise(quote, column, quote, ""), "null").cast(pa.string())
+        return pa.array(["null" if v is None else _quote(v) for v in column.to_pylist()], pa.string())
     if pa.types.is_integer(dtype):
-        return pc.fill_null(pc.cast(column, pa.string()), "null").to_pylist()
+        return pc.fill_null(pc.cast(column, pa.string()), "null")
     if pa.types.is_boolean(dtype):
-        return ["null" if v is None else ("true" if v else "false") for v in column.to_pylist()]
+        return pa.array(["null" if v is None else ("true" if v else "false") for v in column.to_pylist()], pa.string())
     if pa.types.is_floating(dtype):
-        return [_float(v) for v in column.to_pylist()]
-    return [json.dumps(v, sort_keys=True, default=str) for v in column.to_pylist()]
+        return pa.array([_float(v) for v in column.to_pylist()], pa.string())
+    return pa.array([json.dumps(v, sort_keys=True, default=str) for v in column.to_pylist()], pa.string())
+
+
+def _plain(column: pa.Array) -> bool:
+    """Whether no value of a string column has a character json.dumps escapes (non-ASCII, control, quote,
+    backslash): then quoting is adding the quotes."""
+    return pc.all(pc.string_is_ascii(column)).as_py() is not False and \
+        not pc.any(pc.match_substring_regex(column, _ESCAPED)).as_py()
 
 
 def _float(v: Any) -> str:

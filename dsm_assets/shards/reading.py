@@ -72,10 +72,12 @@ def decoders(decode: Decode) -> list[str | Callable[[str, bytes], Any]]:
     return [audio_decoder if spec == "audio" else spec for spec in specs]
 
 
-def read_back(folder: Path, manifest: dict[str, Any], names: Sequence[str] | None = None) -> list[str]:
+def read_back(folder: Path, manifest: dict[str, Any], names: Sequence[str] | None = None, *,
+              limit: int | None = None) -> list[str]:
     """Problems (empty when none) found by iterating shards with `webdataset.WebDataset` (every shard, or
     those named): each must be a complete tar whose samples match the manifest's count and carry every field.
-    Samples are streamed, one at a time."""
+    Samples are streamed, one at a time; with `limit`, only each shard's first `limit` samples are read (their
+    fields checked, not the count)."""
     problems = []
     for shard in manifest["shards"]:
         if names is not None and shard["name"] not in names:
@@ -84,11 +86,11 @@ def read_back(folder: Path, manifest: dict[str, Any], names: Sequence[str] | Non
         if not path.is_file():
             problems.append(f"{shard['name']} is missing")
         else:
-            problems += _read_shard(path, shard, field_groups(manifest))
+            problems += _read_shard(path, shard, field_groups(manifest), limit)
     return problems
 
 
-def _read_shard(path: Path, shard: dict[str, Any], groups: list[list[str]]) -> list[str]:
+def _read_shard(path: Path, shard: dict[str, Any], groups: list[list[str]], limit: int | None) -> list[str]:
     import webdataset as wds
 
     count, wrong = 0, None
@@ -97,10 +99,12 @@ def _read_shard(path: Path, shard: dict[str, Any], groups: list[list[str]]) -> l
             count += 1
             if wrong is None and (why := _incomplete(sample, groups)):
                 wrong = (sample["__key__"], why)
+            if limit is not None and count >= limit:
+                break
     except Exception as exc:  # webdataset surfaces tarfile, OSError and its own errors alike
         return [f"{shard['name']} is not a readable tar ({type(exc).__name__}: {_short(exc)})"]
     problems = []
-    if count != shard["samples"]:
+    if count != shard["samples"] and (limit is None or count < limit):
         problems.append(f"{shard['name']} holds {count} samples, the manifest says {shard['samples']}")
     # exactly one member of each group: json, cls, txt, and one per payload column (named by its content)
     if wrong:

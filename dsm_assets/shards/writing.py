@@ -32,6 +32,7 @@ MAX_SHARD_BYTES = 2**30  # … nor, past 100 GiB of data, larger than this (more
 MEMBER_OVERHEAD = 2 * 512  # a tar member's header plus its padding on average (512 + ~half a block): sizing
 BATCH_BYTES = 16 * 2**20  # data per record batch read from the parquet (at most BATCH_ROWS rows)
 BATCH_ROWS = 8192
+GZIP_BELOW = 4096  # compression "auto": gzip when a sample averages fewer data bytes than this (text rows)
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,19 @@ def parquet_files(cache_folder: Path) -> list[Path]:
     return [Path(f) for f in ds.dataset(cache_folder / "data", format="parquet").files]
 
 
-def _layout(spec: DatasetSpec, samples: int, estimated_bytes: int) -> dict[str, Any]:
-    """What the registry asks of the shards, as the manifest records it (a mismatch means: rewrite)."""
-    return {"format": FORMAT, "compression": spec.shards.compression, "fields_mode": spec.shards.fields,
+def compression(spec: DatasetSpec, payloads: bool, samples: int, data_bytes: int) -> str:
+    """The registry's `shards.compression`, with "auto" resolved: gzip for rows without payload columns whose
+    samples average under GZIP_BELOW bytes of data (short texts: a tar member costs >= 1 KiB, which gzip
+    squeezes out), none for media or binary payloads (already compressed: gzip would only cost time)."""
+    if spec.shards.compression != "auto":
+        return spec.shards.compression
+    return "gzip" if not payloads and data_bytes < GZIP_BELOW * max(1, samples) else "none"
+
+
+def _layout(spec: DatasetSpec, samples: int, estimated_bytes: int, compressed: str) -> dict[str, Any]:
+    """What the registry asks of the shards, as the manifest records it (a mismatch means: rewrite); the
+    compression is the one "auto" resolved to."""
+    return {"format": FORMAT, "compression": compressed, "fields_mode": spec.shards.fields,
             "shard_count": shard_count(spec.shards, samples, estimated_bytes), "estimated_bytes": estimated_bytes}
 
 
@@ -85,16 +96,17 @@ def _write_all(spec: DatasetSpec, cache_folder: Path, folder: Path, source: dict
     rows = sum(f.metadata.num_rows for f in files)
     data_bytes = sum(f.metadata.row_group(g).total_byte_size for f in files for g in range(f.metadata.num_row_groups))
     encoder = encoding.Encoder(spec, schema)
-    layout = _layout(spec, rows, data_bytes + rows * len(encoder.groups) * MEMBER_OVERHEAD)
+    layout = _layout(spec, rows, data_bytes + rows * len(encoder.groups) * MEMBER_OVERHEAD,
+                     compression(spec, bool(encoder.payloads), rows, data_bytes))
     existing, problem = reusable(folder, layout)
     if existing is not None:
         return ShardsResult(folder, existing, manifest_hash(existing), written=False)
     count = layout["shard_count"]
     bounds = [rows * i // count for i in range(count + 1)]
     batches = _batches(files, max(1, min(BATCH_ROWS, BATCH_BYTES * rows // max(1, data_bytes) or 1)))
-    ext = suffix(spec.shards.compression)
+    ext = suffix(layout["compression"])
     shards = [write_shard(folder / f"{spec.name}-{i:06d}{ext}", _blocks(encoder, batches, bounds[i], bounds[i + 1]),
-                          compression=spec.shards.compression)
+                          compression=layout["compression"])
               for i in range(count)]
     groups = encoder.field_groups()  # the extensions actually written, known once the shards are
     manifest = {"dataset": spec.name, "version": source["version"], "commit": source["commit"],
@@ -134,7 +146,7 @@ def _batches(files: list[pq.ParquetFile], batch_rows: int) -> _Rows:
 
 def _blocks(encoder: encoding.Encoder, rows: _Rows, start: int, stop: int) -> Iterator[Block]:
     for batch in rows.take(stop - start):
-        yield batch.num_rows, encoder.members(batch, start)
+        yield batch.num_rows, encoder.columns(batch, start)
         start += batch.num_rows
 
 
