@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from dsm_assets.arrow_types import type_name
 from dsm_assets.checks import CheckOutcome
 from dsm_assets.dedupe import SeenKeys, key_array, key_hashes
-from dsm_assets.parquet_stream import iter_batches
+from dsm_assets.parquet_stream import iter_batches, open_parquet
 from dsm_assets.registry import DatasetSpec
 
 DESCRIPTIONS = {
@@ -48,7 +48,7 @@ def check_names(spec: DatasetSpec) -> list[str]:
 def check_cleaned(spec: DatasetSpec, path: Path) -> list[CheckOutcome]:
     """Every check in `check_names(spec)`: the schema and row count from the footer, the rest from one pass
     over the columns they need, a bounded batch at a time (never a whole column in memory)."""
-    pf = pq.ParquetFile(path)
+    pf = open_parquet(path)
     names = check_names(spec)
     scan = _scan(spec, pf, names)
     runners = {

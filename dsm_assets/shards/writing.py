@@ -21,6 +21,7 @@ from dsm_assets import atomic
 from dsm_assets.cache import read_manifest
 from dsm_assets.errors import on_disk
 from dsm_assets.layout import shards_dir
+from dsm_assets.parquet_stream import open_parquet
 from dsm_assets.registry import DatasetSpec, Shards
 from dsm_assets.shards import encoding
 from dsm_assets.shards.manifest import FORMAT, SHARDS_MANIFEST, manifest_hash, reusable, sealed, write_seals
@@ -91,7 +92,7 @@ def _layout(spec: DatasetSpec, samples: int, estimated_bytes: int, compressed: s
 
 def _write_all(spec: DatasetSpec, cache_folder: Path, folder: Path, source: dict[str, Any]) -> ShardsResult:
     atomic.remove_stale_temps(folder)
-    files = [pq.ParquetFile(f) for f in parquet_files(cache_folder)]
+    files = [open_parquet(f) for f in parquet_files(cache_folder)]
     schema = files[0].schema_arrow if files else spec.arrow_schema()
     rows = sum(f.metadata.num_rows for f in files)
     data_bytes = sum(f.metadata.row_group(g).total_byte_size for f in files for g in range(f.metadata.num_row_groups))
@@ -124,7 +125,8 @@ class _Rows:
     """Record batches of the parquet files in order, handed out a row range at a time."""
 
     def __init__(self, files: list[pq.ParquetFile], batch_rows: int) -> None:
-        self._it = (b for f in files for b in f.iter_batches(batch_size=batch_rows, use_threads=False))
+        self._it = (b for f in files for g in range(f.num_row_groups)  # a call per row group: parquet_stream
+                    for b in f.iter_batches(batch_size=batch_rows, row_groups=[g], use_threads=False))
         self._held: pa.RecordBatch | None = None
         self.batch_rows = batch_rows
 
