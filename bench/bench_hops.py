@@ -27,7 +27,7 @@ Goals: peak RSS <= 1 GiB in every hop (the point of --large, a 5 GB CSV); `load`
 and no more memory than `datasets.load_dataset` of the same cache folder. The sizes: --quick 10 MB,
 default 30 MB, --large 5 GB. The two webdataset baselines are per-sample Python (~1,200-2,400 samples a
 second on this machine), so above SUBSET_ROWS samples they run on a seeded subset (ShardWriter: a seeded
-choice of the parquet's batches; the read: the first samples of every shard) and their time is scaled to
+choice of the parquet's row groups; the read: the first samples of every shard) and their time is scaled to
 every sample, which the line says. The shards line also wants ≥ 3× ShardWriter's speed, the shard checks
 line a time ≤ write_shards', and a line compares the shard bytes with the parquet's uncompressed size."""
 
@@ -228,7 +228,8 @@ def base_shards(root: Path) -> Callable[[], dict]:
     the text, the cls, the txt) from the cached parquet, read in batches, the same number of shards, fsynced
     like ours, as plain `.tar` even when ours gzips: ShardWriter's `.tar.gz` is tarfile's gzip level 9, which
     made it ~4× slower still here, so plain tar is its fastest. Above
-    SUBSET_ROWS it writes a seeded subset of the batches and its time is scaled to every row."""
+    SUBSET_ROWS it writes a seeded subset of the row groups (the others are not read) and its time is scaled
+    to every row."""
     import random
 
     import pyarrow.parquet as pq
@@ -248,9 +249,9 @@ def base_shards(root: Path) -> Callable[[], dict]:
         n = 0
         with wds.ShardWriter(str(folder / "s-%06d.tar"), maxcount=per_shard, verbose=0) as sink:
             for part in parts:
-                for batch in pq.ParquetFile(part).iter_batches(batch_size=4096):
-                    if keep < 1 and rng.random() >= keep:
-                        continue
+                pf = pq.ParquetFile(part, pre_buffer=False)
+                groups = [g for g in range(pf.num_row_groups) if keep == 1 or rng.random() < keep]  # only these read
+                for batch in (b for g in groups for b in pf.iter_batches(batch_size=4096, row_groups=[g])):
                     for row in batch.to_pylist():
                         text = row.pop("text")
                         sink.write({"__key__": f"sample{n:09d}", "json": json.dumps(row, sort_keys=True).encode(),

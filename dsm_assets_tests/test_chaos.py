@@ -26,7 +26,8 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 # What we write and reuse (and the remote objects behind every tag, see `remote_objects`).
 TARGETS = ["data/clean/*/*.parquet", "data/cache/*/versions/*/*.json",
-           "data/cache/*/versions/*/data/*.parquet", "outputs/shards/*/*/*.tar", "outputs/shards/*/*/manifest.json",
+           "data/cache/*/versions/*/data/*.parquet", "outputs/shards/*/*/*.tar", "outputs/shards/*/*/*.tar.gz",
+           "outputs/shards/*/*/manifest.json",
            "outputs/models/*/*/lineage.json", "outputs/models/*/*/model.joblib", "outputs/models/*/*/metrics.json",
            "data/.dsm/verified/*.json", "data/.dsm/published/*.json", "data/.dsm/statcache/*.json"]
 

@@ -125,14 +125,14 @@ def test_300_shards_publish_in_commits_of_100_under_one_tag_and_read_back(hub_se
     staged = [c for c in commits if "dsm-staging-v1.0-shards" in c]
     assert len(staged) >= 3 and len(commits) == 2 * len(staged)  # the same chunks on main after verifying
     files = hub.files_at(repo, "v1.0-shards")
-    assert sum(p.startswith("shards/") and p.endswith(".tar") for p in files) == 300
-    assert {p.rsplit("/", 1)[0] for p in files if p.endswith(".tar")} == {f"shards/{n:05d}" for n in range(3)}
+    assert sum(p.startswith("shards/") and p.endswith(".tar.gz") for p in files) == 300  # text rows: gzipped
+    assert {p.rsplit("/", 1)[0] for p in files if p.endswith(".tar.gz")} == {f"shards/{n:05d}" for n in range(3)}
     hub.page_size = 50  # the listing comes in pages, as on the Hub; refs carry refs/convert/parquet too
     listed = remote.list_files(remote.tags()["v1.0-shards"])
     assert listed == {p: len(b) for p, b in files.items()} and set(remote.tags()) == {"v1.0", "v1.0-shards"}
     folder = snapshot_download(repo, repo_type="dataset", revision="v1.0-shards", endpoint=hub.url, token=HUB_TOKEN,
                                cache_dir=tmp_path / "snap", allow_patterns=["shards/*"])
-    urls = sorted(str(p) for p in (tmp_path / "snap").glob("**/shards/*/*.tar"))
+    urls = sorted(str(p) for p in (tmp_path / "snap").glob("**/shards/*/*.tar.gz"))
     assert len(urls) == 300 and folder
     assert sum(1 for _ in wds.WebDataset(urls, shardshuffle=False)) == 600
 
