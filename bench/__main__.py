@@ -3,8 +3,9 @@ the same data. Progress goes to stderr, the table (markdown) to stdout.
 
     .venv/bin/python -m bench [--quick]      (--quick: smaller sizes, for development)
     .venv/bin/python -m bench --large        (only the hop-by-hop lines, on a 5 GB CSV: peak RSS <= 1 GiB in every
-                                              hop; hours on 2 cores: the shard hops cost ~0.2-0.5 ms a sample,
-                                              and there are 18 M)"""
+                                              hop; ~21 minutes on 2 cores, 2026-11-30: the shard hops write
+                                              ~42,000 samples/s and check ~82,000, and the two webdataset
+                                              baselines run on a seeded 100,000 samples, time scaled)"""
 
 from __future__ import annotations
 

@@ -4,7 +4,11 @@
 
 For each compression (none, gzip) a child process writes the shards with `write_shards` (its peak RSS is
 the child's VmHWM) and checks them with `check_shards`; the baseline is `webdataset.ShardWriter` fed the same
-samples (the json of the other columns, the txt, the cls) from the same parquet, batch by batch.
+samples (the json of the other columns, the txt, the cls) from the same parquet, batch by batch, into the
+same container (`.tar.gz` for gzip, which ShardWriter writes through tarfile's gzip level 9; ours is level 1).
+Measured 2026-11-30 on 1 M rows (100 shards, alone): write_shards 60,000 samples/s gzip and 56,000 none
+(34,000 before the column-wise tar builder), check_shards 162,000 and 270,000 (25,000 and 44,000 before the
+numpy header walk and the bounded webdataset decode).
 
 Goals: writing ≥ 3× ShardWriter's speed; the integrity check ≤ 1× the write time; shard bytes ≤ 1.5× the
 parquet's uncompressed size (tar pads every member to 512 bytes and adds a 512-byte header, so short texts

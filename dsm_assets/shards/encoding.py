@@ -17,10 +17,13 @@
 With `shards.fields: json` the text and the label stay in the json and there is no `.txt` or `.cls`.
 
 The json is what `json.dumps(row, sort_keys=True, default=str)` gives, built column-wise: each column's values
-are encoded once (strings with json's own C encoder, integers by a pyarrow cast) and a row is one `%` of a
-template. Which members were written is only known once they are: the `Encoder` collects each group's
-extensions (json, cls, txt, one group per payload column) for the manifest, which says every sample has
-exactly one member of each group."""
+are encoded once into an Arrow string array (integers by a cast; strings quoted by Arrow when none needs an
+escape, else by json's own C encoder) and the rows joined by `binary_join_element_wise` with the literal text
+between them. A batch comes out as `Columns`: per member column its extension and its payloads (an Arrow
+binary array for json, cls and txt), which `tar.tar_bytes` lays out without a Python loop per sample.
+Which members were written is only known once they are: the `Encoder` collects each group's extensions
+(json, cls, txt, one group per payload column) for the manifest, which says every sample has exactly one
+member of each group."""
 
 from __future__ import annotations
 

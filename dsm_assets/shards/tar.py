@@ -1,12 +1,16 @@
 """One shard as a USTAR tar, optionally gzipped (`.tar.gz`, which webdataset and tarfile read as they are).
 
-Writing: headers are built from a template (see `header`), a block of members is joined into one buffer,
-hashed (xxh3-128, of the bytes on disk) and written with one call, through gzip first when asked. Members
+Writing: a block (a record batch's member columns) becomes one buffer with numpy: every member starts on a
+512-byte boundary, so the headers (the template of `header`, names, octal sizes and checksums filled in for
+all at once) are rows of a zeroed block array and each column's payloads are scattered into it in one
+indexing operation. A second thread gzips (when asked), hashes (xxh3-128, of the bytes on disk) and writes
+each buffer while the next is built. Members
 carry fixed metadata (mtime 0, uid 0, mode 0444) and the gzip stream has no name and mtime 0, so the same
 samples give a byte-identical shard.
 
 Checking: `scan_shard` streams a shard once, hashing it and counting its samples from the tar headers
-themselves (payloads are skipped, never parsed), in bounded memory."""
+themselves (payloads are skipped, never parsed; the headers are found and read with numpy), in bounded
+memory."""
 
 from __future__ import annotations
 
