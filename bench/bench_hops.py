@@ -250,7 +250,8 @@ def base_shards(root: Path) -> Callable[[], dict]:
         with wds.ShardWriter(str(folder / "s-%06d.tar"), maxcount=per_shard, verbose=0) as sink:
             for part in parts:
                 pf = pq.ParquetFile(part, pre_buffer=False)
-                groups = [g for g in range(pf.num_row_groups) if keep == 1 or rng.random() < keep]  # only these read
+                every = range(pf.num_row_groups)  # a seeded keep-th of them, at least one; only these are read
+                groups = every if keep == 1 else sorted(rng.sample(every, max(1, round(keep * len(every)))))
                 for batch in (b for g in groups for b in pf.iter_batches(batch_size=4096, row_groups=[g])):
                     for row in batch.to_pylist():
                         text = row.pop("text")
