@@ -26,8 +26,9 @@ never in the project's venv, to keep its dependencies apart); if that fails the 
 installed" and the bench goes on.
 
 A last line publishes the same data in the old one-file layout (`file_size` far above the data size) on the
-local remote, append only, for contrast: the whole file is re-sent. Before cleaning writes several files
-(a registry without `file_size`), every line is that one-file layout, ~100 %."""
+local remote, append only, for contrast: the whole file is re-sent (its baseline: the same append in files).
+Before cleaning writes several files (a registry without `file_size`), every line is that one-file layout,
+~100 %."""
 
 from __future__ import annotations
 
@@ -285,6 +286,8 @@ def measure(quick: bool = False, mb: int | None = None, file_size: int | None = 
                                             tmp / f"pub-{kind}-{change}")
                 total = dataset_bytes(cleaned[change])
                 progress(f"incremental: {kind} {change}: {up} B up, {reused} B reused, of {total} B")
+                if (kind, change) == ("local", "append"):
+                    appended = (up, total)
                 lines.append(Line(
                     f"new version, {change} 1 % of rows, {kind} remote ({mb} MB CSV, {total / 1e6:.0f} MB "
                     f"parquet in {layout})", baselines[change],
@@ -298,9 +301,10 @@ def measure(quick: bool = False, mb: int | None = None, file_size: int | None = 
             up, _ = publish_change(one_spec, LocalRemote(tmp / "remote-one"), one["v1"], one["append"],
                                    tmp / "pub-one")
             total = dataset_bytes(one["append"])
-            size = "the default file_size" if one_size is None else f"file_size {one_size}"
+            size = "the default file_size" if one_size is None else f"file_size {one_size:,} B"
             lines.append(Line(f"new version, append 1 % of rows, local remote, one-file layout ({size}; "
-                              f"{mb} MB CSV, {len(cleaned_files(one['append']))} file)", baselines["append"],
+                              f"{mb} MB CSV, {len(cleaned_files(one['append']))} file)",
+                              f"{layout}: {appended[0] / 1e6:.2f} MB ({appended[0] / appended[1]:.1%})",
                               f"{up / 1e6:.2f} MB re-uploaded",
                               f"{up / total:.1%}", "report (before: the whole file)", True))
     return lines
