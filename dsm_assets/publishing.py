@@ -43,6 +43,8 @@ class PublishOutcome:
     content_hash: str
     rows: int
     repaired: tuple[str, ...] = ()  # files of an unchanged version re-stored on the remote (repair=True)
+    bytes_reused: int = 0  # bytes of the version's files the remote already held (under any path): not sent
+    files_reused: int = 0  # how many of `files` were not sent (the others were uploaded)
 
 
 def publish_cleaned(spec: DatasetSpec, remote: Remote, cleaned: CleanResult, *, data_dir: Path,
@@ -78,7 +80,8 @@ def _publish(spec: DatasetSpec, remote: Remote, cleaned: CleanResult, data_dir: 
             message = f"{spec.name} {tag}: {cleaned.rows_out} rows, content {cleaned.version[:12]}"
             done = remote.publish(files, tag=tag, parent=tags[latest] if latest else None, message=message)
         outcome = PublishOutcome(spec.name, tag, done.commit, remote.version_url(tag), done.bytes_uploaded,
-                                 done.files, True, cleaned.version, cleaned.rows_out)
+                                 done.files, True, cleaned.version, cleaned.rows_out, bytes_reused=done.bytes_reused,
+                                 files_reused=len(done.reused))
     state.record_latest(data_dir, spec.name, asdict(outcome))
     return outcome
 

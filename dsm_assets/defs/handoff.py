@@ -42,6 +42,7 @@ CONTACT_SHEET = "contact_sheet"  # an image dataset's thumbnails
 MEDIA_PREFIX = "media_"  # + column: the kinds and ranges of an image or audio column (MediaStats)
 # published
 BYTES_UPLOADED, NEW_VERSION = "bytes_uploaded", "new_version"
+BYTES_REUSED, FILES_UPLOADED, FILES_REUSED = "bytes_reused", "files_uploaded", "files_reused"
 # shards
 MANIFEST_PATH, MANIFEST_HASH, SHARD_COUNT = "manifest", "manifest_hash", "shards"
 # models
@@ -119,7 +120,11 @@ def published_metadata(outcome: PublishOutcome) -> dict[str, Any]:
         URL: location(outcome.url),
         "uploaded": size(outcome.bytes_uploaded),
         BYTES_UPLOADED: outcome.bytes_uploaded,
+        "reused": size(outcome.bytes_reused),  # content the remote already held (an earlier version's files)
+        BYTES_REUSED: outcome.bytes_reused,
         "files": len(outcome.files),
+        FILES_UPLOADED: len(outcome.files) - outcome.files_reused,
+        FILES_REUSED: outcome.files_reused,
         NEW_VERSION: outcome.new,
         CONTENT_HASH: outcome.content_hash,
         ROW_COUNT: outcome.rows,

@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 class Published:
     tag: str
     commit: str
-    bytes_uploaded: int
+    bytes_uploaded: int  # bytes sent: content the remote did not hold before
     files: tuple[str, ...]
+    reused: tuple[str, ...] = ()  # files of `files` whose content the remote already held (none of it sent)
+    bytes_reused: int = 0  # their size
 
 
 class Remote(ABC):
