@@ -21,7 +21,7 @@ from dsm_assets import atomic, state, versioning
 from dsm_assets.cache import cached_files
 from dsm_assets.errors import RemoteCorruptError, RemoteError, on_disk
 from dsm_assets.features import yaml_features
-from dsm_assets.layout import CARD_PATH, DATA_DIR, DATA_GLOB, INFO_PATH, staging_dir
+from dsm_assets.layout import CARD_PATH, DATA_DIR, DATA_GLOB, DATA_PATH, INFO_PATH, staging_dir
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.remotes.base import Remote
 from dsm_assets.state import shape_problem
@@ -127,7 +127,11 @@ def _version_info(spec: DatasetSpec, tag: str, cleaned: CleanResult, schema_hash
 
 
 def data_files(parquet: Sequence[Path]) -> dict[str, Path]:
-    """Where each cleaned parquet file goes in a version: `data/<its name>` (`layout.DATA_GLOB` matches them)."""
+    """Where each cleaned parquet file goes in a version: `data/<its name>` (cleaning names them
+    `train-XXXXX-of-YYYYY.parquet`, which `layout.DATA_GLOB` matches); one file (say a test's
+    `CleanResult.of_file`) is DATA_PATH, whatever its name."""
+    if len(parquet) == 1:
+        return {DATA_PATH: parquet[0]}
     return {f"{DATA_DIR}/{f.name}": f for f in parquet}
 
 
