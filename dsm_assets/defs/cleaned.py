@@ -29,7 +29,7 @@ def build_cleaned_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
         if result.repaired:
             context.log.warning(f"{spec.name}: not reused, rebuilt: {result.repaired}")
         verb = "reused" if result.reused else "wrote"
-        context.log.info(f"{spec.name}: {verb} {result.path.name}/ ({len(result.files)} files): {result.rows_in} "
+        context.log.info(f"{spec.name}: {verb} {result.path.name}/ ({_files(len(result.files))}): {result.rows_in} "
                          f"rows in, {result.rows_out} out, dropped {result.dropped or 'none'}")
         if result.contact_sheet is not None:
             context.log.info(f"{spec.name}: contact sheet of 64 images spread over the rows: {result.contact_sheet}")
@@ -37,6 +37,10 @@ def build_cleaned_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
                                     metadata=handoff.cleaned_metadata(spec, result))
 
     return _cleaned
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
 
 
 def build_cleaned_checks(*, spec: DatasetSpec) -> dg.AssetChecksDefinition:
