@@ -20,7 +20,6 @@ checksums: the same rows give the same bytes."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -239,7 +238,3 @@ class ParquetFiles:
             self._writer.close()
             self._writer = None
 
-
-def read_files(files: Sequence[Path]) -> pa.Table:
-    """Several files of one schema as one table (tests and small data only)."""
-    return pa.concat_tables([pq.read_table(f) for f in files])
