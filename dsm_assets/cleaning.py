@@ -170,7 +170,9 @@ def _clean(spec: DatasetSpec, data_dir: Path, block_size: int) -> CleanResult:
         contact_sheet=_write_contact_sheet(spec, data_dir, version, parquet),
     )
     atomic.write_json(out_dir / f"{version}.json", result.to_json())
-    atomic.write_json(index, {"version": version})  # written last: a crash before it just re-cleans
+    # written last: a crash before it just re-cleans. The file names say how these inputs cut the rows: the
+    # version's folder may since hold the same rows cut for another `cleaning.file_size`.
+    atomic.write_json(index, {"version": version, "files": list(names)})
     return result
 
 
@@ -218,8 +220,11 @@ def _batches(raws: Iterator[RawBatch], names: list[str],
 def _reuse(out_dir: Path, index: Path) -> tuple[CleanResult | None, str | None]:
     """The result recorded for these inputs, if every parquet file is still intact; else (None, why not)."""
     try:
-        version = json.loads(index.read_text())["version"]
+        record = json.loads(index.read_text())
+        version = record["version"]
         stats = json.loads((out_dir / f"{version}.json").read_text())
+        if record.get("files") != stats.get("files"):
+            return None, None  # the folder holds these rows cut for another cleaning.file_size
         path = out_dir / stats.pop("path")
         files = tuple(path / name for name in stats.pop("files"))
         stats["schema"] = dict(stats["schema"])

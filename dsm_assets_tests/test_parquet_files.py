@@ -147,6 +147,17 @@ def test_editing_one_contiguous_region_changes_only_the_files_around_it(tmp_path
     assert tail >= len(new) // 3 and new[-tail:] == old[-tail:]  # after it: resynchronised, the same files
 
 
+def test_another_file_size_recuts_the_same_version_and_going_back_recuts_again(tmp_path):
+    data = tmp_path / "data"
+    _, small = clean(tmp_path, data, rows_csv(3000))
+    big = clean_dataset(spec_from(tmp_path, entry("1GiB")), data)
+    assert big.version == small.version and not big.reused and len(big.files) == 1 < len(small.files)
+    assert list(big.path.iterdir()) == list(big.files)
+    again = clean_dataset(spec_from(tmp_path, entry()), data)
+    assert not again.reused and digests(again.files) == digests(small.files)
+    assert clean_dataset(spec_from(tmp_path, entry()), data).reused
+
+
 @pytest.mark.parametrize("kind", ["local", "s3", "hub"])
 def test_the_files_round_trip_through_every_remote_and_hash_as_one_file(kind, tmp_path, request):
     """The acceptance test: several content-defined files published, read back by round_trip (and by
