@@ -57,6 +57,9 @@ class Layers:
     canonical: str
 
 
+CLEAN_FILE_SIZE = 256 << 20  # `cleaning.file_size` when not set
+
+
 @dataclass(frozen=True)
 class Cleaning:
     dedupe_key: tuple[str, ...] = ()
@@ -65,6 +68,7 @@ class Cleaning:
     layers: Layers | None = None
     invalid_utf8: str = "fail"  # fail the run, or drop the row and count it
     media: MediaLimits = field(default_factory=MediaLimits)  # media columns: what decodes and fits, else dropped
+    file_size: int = CLEAN_FILE_SIZE  # bytes of values a cleaned parquet file aims at (see parquet_files)
 
 
 @dataclass(frozen=True)
