@@ -59,8 +59,8 @@ DVC_TIMEOUT = 900
 
 
 def cleaned_files(result) -> tuple[Path, ...]:
-    """The cleaned parquet files of a CleanResult, in order (one file until cleaning writes several)."""
-    return tuple(getattr(result, "files", None) or (result.path,))
+    """The cleaned parquet files of a CleanResult, in order."""
+    return tuple(result.files)
 
 
 def dataset_bytes(result) -> int:
