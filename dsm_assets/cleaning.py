@@ -36,7 +36,7 @@ from dsm_assets.features import schema_metadata
 from dsm_assets.fingerprint import fingerprint_files
 from dsm_assets.layout import clean_dir, contact_sheet, statcache_path
 from dsm_assets.media import Probe, probe
-from dsm_assets.parquet_files import ParquetFiles, list_files
+from dsm_assets.parquet_files import ParquetFiles, auto_file_size, list_files
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.sources import RawBatch, read_source, resolve_files
 
@@ -129,7 +129,8 @@ def _clean(spec: DatasetSpec, data_dir: Path, block_size: int) -> CleanResult:
     rows_in = 0
     with atomic.temp_dir_beside(out_dir) as tmp:
         writer = ParquetFiles(tmp, schema.with_metadata(schema_metadata(spec.schema)),
-                              file_size=spec.cleaning.file_size, media=bool(spec.media_columns()))
+                              file_size=spec.cleaning.file_size or auto_file_size(fingerprint.bytes),
+                              media=bool(spec.media_columns()))
         # one thread writes (compresses) and hashes a batch while this one reads and cleans the next; the
         # pool closes, waiting for the last write, before the files are closed
         with _closed_on_error(writer), ThreadPoolExecutor(1) as pool:

@@ -3,7 +3,7 @@ content-defined row boundaries, so that an unchanged run of rows gives byte-iden
 appending rows changes only the last file or two, editing one contiguous region only the files around it, and
 a content-addressed remote (local objects, S3 by hash, Hub LFS/Xet) sends only those.
 
-The rule, for a target file size T (`cleaning.file_size`):
+The rule, for a target file size T (`cleaning.file_size`, or `auto_file_size` of the raw bytes):
 
 - each row has a size (`row_stats`: its value bytes, string and binary lengths, fixed widths, nested values
   summed, a media value its bytes and path, plus 1) and a 64-bit hash of its values (fixed-width values
@@ -28,13 +28,23 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from dsm_assets.registry import CLEAN_FILE_SIZE as DEFAULT_FILE_SIZE
+from dsm_assets.registry import CLEAN_FILE_SIZE_AUTO
 
 ROW_GROUP_BYTES = 32 << 20  # value bytes per row group (see row_stats)
 MEDIA_GROUP_ROWS = 100  # rows per row group at most when the schema has image or audio columns
 FILE_PATTERN = "train-*-of-*.parquet"
 _U64 = np.uint64
 _NULL = _U64(0x9E3779B97F4A7C15)
+
+
+def auto_file_size(raw_bytes: int) -> int:
+    """`cleaning.file_size: auto`: the power of two nearest 1/64 of the raw bytes, within CLEAN_FILE_SIZE_AUTO
+    (16 MiB … 256 MiB): about 64 files from 1 GB of raw data to 16 GB, so a 1 % change re-sends a few percent.
+    Being a power of two, it moves only when the raw size crosses one of the points 1.41× apart between them;
+    that version is cut anew and sent whole, once."""
+    low, high = CLEAN_FILE_SIZE_AUTO
+    wanted = max(raw_bytes, 1) / 64
+    return int(min(max(1 << max(round(np.log2(wanted)), 0), low), high))
 
 
 def file_name(index: int, count: int) -> str:
@@ -144,7 +154,7 @@ class ParquetFiles:
     """Writes a stream of batches into `folder` (a fresh temp folder) as content-defined files; `close()`
     names them `train-XXXXX-of-YYYYY.parquet` and returns them in order. Memory holds one row group."""
 
-    def __init__(self, folder: Path, schema: pa.Schema, *, file_size: int = DEFAULT_FILE_SIZE,
+    def __init__(self, folder: Path, schema: pa.Schema, *, file_size: int = CLEAN_FILE_SIZE_AUTO[1],
                  media: bool = False) -> None:
         self.folder = folder
         self.schema = schema

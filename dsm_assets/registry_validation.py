@@ -13,7 +13,6 @@ from dsm_assets.arrow_types import check_type
 from dsm_assets.errors import RegistryError
 from dsm_assets.registry import (
     BUCKET_RE,
-    CLEAN_FILE_SIZE,
     CRON_RE,
     FOLDER_FORMATS,
     FORMATS,
@@ -396,13 +395,12 @@ class _Checker:
             if (schema.get(col) or "").startswith(("list<", "struct<")):
                 self.fail(f"{key}.dedupe_key[{i}]", f"column {col!r} is nested; dedupe on scalar or media columns "
                                                     "(an image or audio column dedupes on the file's bytes)")
-        file_size = CLEAN_FILE_SIZE
-        if "file_size" in d:
+        file_size = None  # auto
+        if d.get("file_size", "auto") != "auto":
             file_size = _size(d["file_size"], minimum=MIN_FILE_SIZE)
             if file_size is None:
-                self.fail(f"{key}.file_size", f"expected a size in bytes >= 64 KiB (an integer, or like 256MiB, "
-                                              f"1GB), got {d['file_size']!r}")
-                file_size = CLEAN_FILE_SIZE
+                self.fail(f"{key}.file_size", f"expected auto or a size in bytes >= 64 KiB (an integer, or like "
+                                              f"256MiB, 1GB), got {d['file_size']!r}")
         return Cleaning(
             dedupe_key=dedupe_key,
             required=self.columns(d.get("required", []), f"{key}.required", schema),

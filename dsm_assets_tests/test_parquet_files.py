@@ -20,7 +20,7 @@ from dsm_assets import parquet_files
 from dsm_assets.cleaning import clean_dataset
 from dsm_assets.contenthash import hash_table
 from dsm_assets.errors import RegistryError
-from dsm_assets.parquet_files import ParquetFiles, row_stats
+from dsm_assets.parquet_files import ParquetFiles, auto_file_size, row_stats
 from dsm_assets.publishing import publish_cleaned
 from dsm_assets.records import PublishedVersion
 from dsm_assets.round_trip import check_round_trip
@@ -213,11 +213,19 @@ def test_a_bad_file_size_is_one_line_naming_the_key(value, tmp_path):
         spec_from(tmp_path, entry(value))
     lines = [line for line in str(info.value).splitlines() if "file_size" in line]
     assert len(lines) == 1
-    assert re.search(r"datasets\[0\]\.cleaning\.file_size: expected a size in bytes >= 64 KiB .*got", lines[0])
+    assert re.search(r"datasets\[0\]\.cleaning\.file_size: expected auto or a size in bytes >= 64 KiB .*got", lines[0])
 
 
 @pytest.mark.parametrize(("value", "size"), [("64KiB", 64 << 10), ("256MiB", 256 << 20), ("1GB", 10**9),
                                              (1 << 20, 1 << 20)])
 def test_file_size_takes_the_shards_size_syntax(value, size, tmp_path):
     assert spec_from(tmp_path, entry(value)).cleaning.file_size == size
-    assert spec_from(tmp_path, csv_entry()).cleaning.file_size == 256 << 20
+    assert spec_from(tmp_path, csv_entry()).cleaning.file_size is None  # auto
+    assert spec_from(tmp_path, entry("auto")).cleaning.file_size is None
+
+
+def test_auto_file_size_is_a_power_of_two_near_a_64th_of_the_raw_bytes_within_16_and_256_mib():
+    assert auto_file_size(0) == auto_file_size(10**6) == 16 << 20
+    assert auto_file_size(5 * 10**9) == 64 << 20  # 78 MB wanted
+    assert auto_file_size(5 * 10**9) == auto_file_size(int(5.05 * 10**9))  # a 1 % append keeps every cut
+    assert auto_file_size(10**12) == 256 << 20
