@@ -19,6 +19,7 @@ from bench import (
     bench_fingerprint,
     bench_graph,
     bench_hops,
+    bench_incremental,
     bench_load,
     bench_peers,
     bench_preflight,
@@ -41,9 +42,9 @@ def main() -> int:
     if args.large:
         lines += bench_hops.measure(large=True)
     # the 5 GB cleaning last: its writes would still be going to disk during the fsync-timed shard writing
-    for module in () if args.large else (bench_fingerprint, bench_shards, bench_publish, bench_preflight,
-                                         bench_graph, bench_ui_run, bench_hops, bench_peers, bench_cleaning,
-                                         bench_load):
+    for module in () if args.large else (bench_fingerprint, bench_shards, bench_publish, bench_incremental,
+                                         bench_preflight, bench_graph, bench_ui_run, bench_hops, bench_peers,
+                                         bench_cleaning, bench_load):
         lines += module.measure(quick=args.quick)
     elapsed = time.monotonic() - start
     print(markdown_table(lines))

@@ -53,6 +53,36 @@ def write_json(target: Path, obj: Any) -> None:
     write_bytes(target, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+@contextlib.contextmanager
+def temp_dir_beside(directory: Path) -> Iterator[Path]:
+    """Yield a fresh temp folder in `directory`; it is removed if the block raises (or was never committed).
+    A killed writer's folder is removed by `remove_stale_temps`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    tmp.mkdir(mode=0o777)
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def commit_dir(tmp: Path, target: Path) -> None:
+    """fsync every file in the folder `tmp` and the folder, rename it to `target` (same directory), fsync the
+    directory. An existing `target` is first renamed aside and removed after: a crash between the renames
+    leaves no `target` (the caller records it only after this returns, so the next run rebuilds it)."""
+    for path in tmp.iterdir():
+        fsync_file(path)
+    fsync_dir(tmp)
+    old = None
+    if target.exists():
+        old = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}-old")
+        os.replace(target, old)
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -1,15 +1,18 @@
-"""raw → cleaned: stream the raw files, apply the registry's cleaning rules, write one parquet file.
+"""raw → cleaned: stream the raw files, apply the registry's cleaning rules, write parquet files.
 
 Every rule is a mask over a batch; a row is counted under the first rule that drops it, in this order:
 required nulls, labels, media (each image or audio value must decode within `cleaning.media`, else it is
 dropped under the probe's reason, e.g. `corrupt_image`), then dedupe. The parquet's schema carries the
 `datasets` features (`features.schema_metadata`), so `datasets` reads media columns as Image()/Audio().
-The output is named by its content hash (see contenthash), so the same content is the same file and version.
+The output is a folder named by its content hash (see contenthash), so the same content is the same folder
+and version, holding `train-XXXXX-of-YYYYY.parquet` files of about `cleaning.file_size` each, cut at
+content-defined row boundaries (see parquet_files): an unchanged run of rows is the same file across versions.
 Unchanged inputs (raw fingerprint, registry entry, CODE_VERSION) reuse the previous result without
 reading the raw files again."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections import Counter
@@ -22,7 +25,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import xxhash
 
 from dsm_assets import atomic, media_preview, seals
@@ -34,6 +36,7 @@ from dsm_assets.features import schema_metadata
 from dsm_assets.fingerprint import fingerprint_files
 from dsm_assets.layout import clean_dir, contact_sheet, statcache_path
 from dsm_assets.media import Probe, probe
+from dsm_assets.parquet_files import ParquetFiles, auto_file_size, list_files
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.sources import RawBatch, read_source, resolve_files
 
@@ -41,8 +44,8 @@ log = logging.getLogger(__name__)
 
 # 2: the stats sidecar keeps the schema in column order; 3: composite dedupe keys cannot collide; 4: media values
 # probed and dropped, datasets features and page checksums in the parquet, registry type names in the schema,
-# media stats and a contact sheet
-CODE_VERSION = "4"
+# media stats and a contact sheet; 5: a folder of content-defined parquet files of cleaning.file_size
+CODE_VERSION = "5"
 PREVIEW_ROWS = 5
 WARN_FIRST = 3  # dropped media files named in the log per reason (the rest are only counted)
 # pyarrow's streaming CSV and JSON readers keep up to 32 blocks read ahead: 4 MiB blocks hold ~130 MiB
@@ -57,7 +60,7 @@ class CleanResult:
     """The cleaned hop's record: what cleaning wrote, and what publishing and round_trip take from it."""
 
     version: str  # content hash of the cleaned data: its DataVersion
-    path: Path
+    path: Path  # the folder holding `files` (of_file: the one file itself)
     rows_in: int
     rows_out: int
     dropped: dict[str, int]
@@ -65,20 +68,27 @@ class CleanResult:
     preview: list[dict[str, Any]]
     raw_fingerprint: str
     reused: bool = False  # True when nothing was written because the inputs were unchanged
-    seal: dict[str, Any] = field(default_factory=dict)  # the parquet's size, mtime and xxh3 when written
+    seal: dict[str, Any] = field(default_factory=dict)  # file name → its size, mtime and xxh3 when written
     repaired: str | None = None  # why a file on disk was not reused but rebuilt (one line), if it was not
     media: dict[str, dict[str, Any]] = field(default_factory=dict)  # media column → MediaStats.to_json()
-    contact_sheet: Path | None = None  # an image dataset's thumbnails, beside the parquet
+    contact_sheet: Path | None = None  # an image dataset's thumbnails, beside the folder
+    files: tuple[Path, ...] = ()  # the parquet files, in row order
+
+    @property
+    def size(self) -> int:
+        """Bytes of all the parquet files."""
+        return sum(f.stat().st_size for f in self.files)
 
     @classmethod
     def of_file(cls, path: Path, *, content_hash: str, rows: int, schema: dict[str, str]) -> CleanResult:
         """A cleaned parquet written elsewhere (a test, a bench), described by what publishing needs."""
         return cls(version=content_hash, path=path, rows_in=rows, rows_out=rows, dropped={}, schema=schema,
-                   preview=[], raw_fingerprint="")
+                   preview=[], raw_fingerprint="", files=(path,))
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["path"] = self.path.name
+        out["files"] = [f.name for f in self.files]
         out["contact_sheet"] = self.contact_sheet.name if self.contact_sheet else None
         out["schema"] = list(self.schema.items())  # pairs: the JSON is written with sorted keys, order matters
         out.pop("reused")
@@ -87,7 +97,7 @@ class CleanResult:
 
 
 def clean_dataset(spec: DatasetSpec, data_dir: Path, *, block_size: int = READ_BLOCK_SIZE) -> CleanResult:
-    """Clean `spec`'s raw files into `data/clean/<name>/<content-hash>.parquet` (one writer at a time)."""
+    """Clean `spec`'s raw files into `data/clean/<name>/<content-hash>/train-*.parquet` (one writer at a time)."""
     data_dir = data_dir.resolve()  # raw paths are resolved (symlinks followed) and named relative to it
     folder = clean_dir(data_dir, spec.name)
     with on_disk(folder, f"cleaning {spec.name}"), atomic.dir_lock(folder):
@@ -117,12 +127,13 @@ def _clean(spec: DatasetSpec, data_dir: Path, block_size: int) -> CleanResult:
     hasher = TableHasher(schema)
     rules = _Rules(spec)
     rows_in = 0
-    with atomic.temp_beside(out_dir, suffix=".parquet") as tmp:
+    with atomic.temp_dir_beside(out_dir) as tmp:
+        writer = ParquetFiles(tmp, schema.with_metadata(schema_metadata(spec.schema)),
+                              file_size=spec.cleaning.file_size or auto_file_size(fingerprint.bytes),
+                              media=bool(spec.media_columns()))
         # one thread writes (compresses) and hashes a batch while this one reads and cleans the next; the
-        # pool closes, waiting for the last write, before the writer does
-        with pq.ParquetWriter(tmp, schema.with_metadata(schema_metadata(spec.schema)), compression="zstd",
-                              write_page_checksum=True) as writer, \
-                ThreadPoolExecutor(1) as pool:
+        # pool closes, waiting for the last write, before the files are closed
+        with _closed_on_error(writer), ThreadPoolExecutor(1) as pool:
             preview: list[dict[str, Any]] = []
             written = None
             for batch, invalid_utf8, skipped in _batches(read_source(spec, files, block_size), schema.names,
@@ -139,29 +150,54 @@ def _clean(spec: DatasetSpec, data_dir: Path, block_size: int) -> CleanResult:
             if written is not None:
                 written.result()
         if rows_in == 0:
+            writer.abort()
             raise SourceError(f"{spec.where}.source.path: '{spec.source.path}' has no data rows; add rows to "
                               f"{', '.join(str(f.relative_to(data_dir)) for f in files)}")
+        names = [f.name for f in writer.close()]
         version = hasher.hexdigest()
-        target = out_dir / f"{version}.parquet"
+        target = out_dir / version
+        new_seals = {name: seals.seal(tmp / name) for name in names}  # a rename keeps size and mtime
         kept = _sealed(out_dir, version) if target.exists() else None
-        if kept is None or seals.broken(target, kept):  # else the same content is on disk intact: keep it
-            atomic.commit(tmp, target)
-            kept = seals.seal(target)
+        if not _intact(target, kept, {name: seal["xxh3_128"] for name, seal in new_seals.items()}):
+            atomic.commit_dir(tmp, target)  # else the same files are on disk intact: keep them
+            kept = new_seals
+    parquet = tuple(target / name for name in names)
     result = CleanResult(
-        version=version, path=target, rows_in=rows_in, rows_out=hasher.rows,
+        version=version, path=target, files=parquet, rows_in=rows_in, rows_out=hasher.rows,
         dropped={k: v for k, v in sorted(rules.dropped.items()) if v},
         schema={col: check_type(typ) for col, typ in spec.schema.items()}, preview=_jsonable(preview),
         raw_fingerprint=fingerprint.digest, seal=kept, repaired=repaired,
         media={col: stats.to_json() for col, stats in rules.media_stats.items()},
-        contact_sheet=_write_contact_sheet(spec, data_dir, version, target),
+        contact_sheet=_write_contact_sheet(spec, data_dir, version, parquet),
     )
     atomic.write_json(out_dir / f"{version}.json", result.to_json())
-    atomic.write_json(index, {"version": version})  # written last: a crash before it just re-cleans
+    # written last: a crash before it just re-cleans. The file names say how these inputs cut the rows: the
+    # version's folder may since hold the same rows cut for another `cleaning.file_size`.
+    atomic.write_json(index, {"version": version, "files": list(names)})
     return result
 
 
-def _write(writer: pq.ParquetWriter, hasher: TableHasher, batch: pa.RecordBatch) -> None:
-    writer.write_batch(batch)
+@contextlib.contextmanager
+def _closed_on_error(writer: ParquetFiles) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _intact(folder: Path, sealed: Any, digests: dict[str, str]) -> bool:
+    """Whether `folder` holds exactly the files named in `digests`, each intact under its seal and with that
+    xxh3 (the same rows cut into the same files: `cleaning.file_size` unchanged)."""
+    if not isinstance(sealed, dict) or sorted(sealed) != sorted(digests) \
+            or [f.name for f in list_files(folder)] != sorted(digests):
+        return False
+    return all(isinstance(sealed[n], dict) and sealed[n].get("xxh3_128") == digests[n]
+               and seals.broken(folder / n, sealed[n]) is None for n in digests)
+
+
+def _write(writer: ParquetFiles, hasher: TableHasher, batch: pa.RecordBatch) -> None:
+    writer.write(batch)
     hasher.update(batch)
 
 
@@ -183,39 +219,47 @@ def _batches(raws: Iterator[RawBatch], names: list[str],
 
 
 def _reuse(out_dir: Path, index: Path) -> tuple[CleanResult | None, str | None]:
-    """The result recorded for these inputs, if its parquet is still intact; else (None, why not)."""
+    """The result recorded for these inputs, if every parquet file is still intact; else (None, why not)."""
     try:
-        version = json.loads(index.read_text())["version"]
+        record = json.loads(index.read_text())
+        version = record["version"]
         stats = json.loads((out_dir / f"{version}.json").read_text())
+        if record.get("files") != stats.get("files"):
+            return None, None  # the folder holds these rows cut for another cleaning.file_size
         path = out_dir / stats.pop("path")
+        files = tuple(path / name for name in stats.pop("files"))
         stats["schema"] = dict(stats["schema"])
         sheet = stats.pop("contact_sheet", None)
         stats["contact_sheet"] = out_dir / sheet if sheet else None
-        result = CleanResult(path=path, reused=True, **stats)
+        result = CleanResult(path=path, files=files, reused=True, **stats)
+        if not files or not isinstance(result.seal, dict) or sorted(result.seal) != sorted(f.name for f in files):
+            return None, None  # a record of an older layout: clean again
     except (OSError, ValueError, KeyError, TypeError):
         return None, None  # no usable record: clean as if for the first time
-    problem = seals.broken(path, result.seal)
+    extra = sorted({f.name for f in list_files(path)} - {f.name for f in files})
+    problem = next((p for f in files if (p := seals.broken(f, result.seal[f.name]))), None) or \
+        (f"{path}: holds {extra[0]}, not written with it" if extra else None)
     if problem:
         log.warning("%s; cleaning again", problem)
         return None, problem
     return result, None
 
 
-def _write_contact_sheet(spec: DatasetSpec, data_dir: Path, version: str, parquet: Path) -> Path | None:
+def _write_contact_sheet(spec: DatasetSpec, data_dir: Path, version: str, files: tuple[Path, ...]) -> Path | None:
     """Thumbnails of the first image column, spread over the rows (None for datasets without an image column)."""
     images = [col for col, typ in spec.media_columns().items() if typ == "image"]
     if not images:
         return None
     label = spec.cleaning.labels.column if spec.cleaning.labels else None
-    return media_preview.write_contact_sheet(parquet, images[0], contact_sheet(data_dir, spec.name, version),
+    return media_preview.write_contact_sheet(files, images[0], contact_sheet(data_dir, spec.name, version),
                                              label=label)
 
 
 def _with_contact_sheet(spec: DatasetSpec, data_dir: Path, result: CleanResult) -> CleanResult:
-    """A reused result whose contact sheet was deleted gets it written again (it is derived from the parquet)."""
+    """A reused result whose contact sheet was deleted gets it written again (it is derived from the parquet files)."""
     if result.contact_sheet is None or result.contact_sheet.exists():
         return result
-    return replace(result, contact_sheet=_write_contact_sheet(spec, data_dir, result.version, result.path))
+    return replace(result, contact_sheet=_write_contact_sheet(spec, data_dir, result.version, result.files))
 
 
 def _sealed(out_dir: Path, version: str) -> dict[str, Any] | None:

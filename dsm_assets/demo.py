@@ -59,7 +59,7 @@ def main() -> int:
     print(f"""
 Where to look:
   raw files      {display_path(data / 'raw')}/<dataset>/
-  cleaned data   {display_path(data / 'clean')}/<dataset>/<content-hash>.parquet
+  cleaned data   {display_path(data / 'clean')}/<dataset>/<content-hash>/train-XXXXX-of-YYYYY.parquet
   local remote   {display_path(data / 'remote')}/<repo>/ (objects, commits, refs/tags/v1.0 …)
   offline caches {display_path(data / 'cache')}/<dataset>/current/   check them: dsm preflight [--deep]
   shards         {display_path(outputs / 'shards')}/<dataset>/<version>/  (WebDataset tars + manifest.json)

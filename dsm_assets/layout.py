@@ -1,7 +1,8 @@
 """Where everything lands on disk, in one place (README: "Where data lands"). Every folder we write is
 built here through `paths.under`/`paths.inside`, so none can lead out of the data or outputs dir.
 
-    <data>/clean/<dataset>/<content-hash>.parquet (+ .json)   cleaned data and its stats
+    <data>/clean/<dataset>/<content-hash>/train-XXXXX-of-YYYYY.parquet   cleaned data (parquet_files)
+    <data>/clean/<dataset>/<content-hash>.json                 its stats, file seals, preview
     <data>/clean/<dataset>/<content-hash>.contact.png          an image dataset's thumbnails (contact sheet)
     <data>/.dsm/statcache/<dataset>.json                       raw fingerprint's stat cache
     <data>/.dsm/published/<dataset>.json                       latest published version (dsm registry)
@@ -16,7 +17,8 @@ built here through `paths.under`/`paths.inside`, so none can lead out of the dat
     <outputs>/shards/<dataset>/<tag>-<commit12>/               WebDataset shards + manifest.json
     <outputs>/models/<model>/<version>/ (latest -> …)          a trained model + lineage.json
 
-A published version (on every remote) holds DATA_PATH, CARD_PATH and INFO_PATH."""
+A published version (on every remote) holds the cleaned files under DATA_DIR (DATA_GLOB: DATA_PATH when
+there is one file), CARD_PATH and INFO_PATH."""
 
 from __future__ import annotations
 
@@ -29,7 +31,9 @@ from dsm_assets.paths import inside, under
 if TYPE_CHECKING:
     from dsm_assets.registry import DatasetSpec
 
-# A published version's files, as `datasets` finds them (the card's `configs` point at the data).
+# A published version's files, as `datasets` finds them (the card's `configs` point at the data): every
+# cleaned file as `data/<its name>`; DATA_PATH is a version's data file when cleaning wrote one.
+DATA_DIR = "data"
 DATA_PATH = "data/train-00000-of-00001.parquet"
 DATA_GLOB = "data/train-*.parquet"
 CARD_PATH = "README.md"
@@ -53,11 +57,12 @@ def folder_name(tag: str, commit: str) -> str:
 
 
 def clean_dir(data_dir: Path, name: str) -> Path:
+    """A dataset's cleaned versions: a folder `<content-hash>/` of parquet files each, and its stats beside."""
     return under(data_dir, "clean", name)
 
 
 def contact_sheet(data_dir: Path, name: str, version: str) -> Path:
-    """The contact sheet (64 thumbnails spread over the rows) beside the cleaned parquet of `version`."""
+    """The contact sheet (64 thumbnails spread over the rows) beside the cleaned folder of `version`."""
     return under(data_dir, "clean", name, f"{version}.contact.png")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +63,12 @@ class MediaStats:
         return out
 
 
-def write_contact_sheet(parquet: Path, column: str, target: Path, *, label: str | None = None) -> Path | None:
-    """A PNG grid of SHEET_IMAGES images of `column` in `parquet` as SHEET_THUMB-pixel thumbnails,
-    each captioned with its `label` column's value if given; written atomically to `target`. None (nothing
-    written) when the column holds no image. The images passed cleaning's probe, so each decodes within the
-    registry's pixel limit; JPEGs are decoded at reduced size."""
+def write_contact_sheet(parquet: Path | Sequence[Path], column: str, target: Path, *,
+                        label: str | None = None) -> Path | None:
+    """A PNG grid of SHEET_IMAGES images of `column` in `parquet` (a file, or the files of one table in order)
+    as SHEET_THUMB-pixel thumbnails, each captioned with its `label` column's value if given; written
+    atomically to `target`. None (nothing written) when the column holds no image. The images passed
+    cleaning's probe, so each decodes within the registry's pixel limit; JPEGs are decoded at reduced size."""
     from PIL import Image, ImageDraw
 
     thumbs = _thumbnails(parquet, column, label)
@@ -87,16 +89,16 @@ def write_contact_sheet(parquet: Path, column: str, target: Path, *, label: str 
     return target
 
 
-def _thumbnails(parquet: Path, column: str, label: str | None) -> list[tuple[Any, Any]]:
-    """SHEET_IMAGES rows spread evenly over the file (a folder sorted by class shows every class), read a row
+def _thumbnails(parquet: Path | Sequence[Path], column: str, label: str | None) -> list[tuple[Any, Any]]:
+    """SHEET_IMAGES rows spread evenly over the files (a folder sorted by class shows every class), read a row
     group at a time: memory stays bounded by one row group."""
     columns = [column] + ([label] if label and label != column else [])
-    reader = pq.ParquetFile(parquet)
-    total = reader.metadata.num_rows
+    readers = [pq.ParquetFile(f) for f in ([parquet] if isinstance(parquet, Path) else parquet)]
+    total = sum(r.metadata.num_rows for r in readers)
     wanted = sorted({i * total // SHEET_IMAGES for i in range(min(total, SHEET_IMAGES))})
     out: list[tuple[Any, Any]] = []
     start = 0
-    for group in range(reader.num_row_groups):
+    for reader, group in ((r, g) for r in readers for g in range(r.num_row_groups)):
         size = reader.metadata.row_group(group).num_rows
         picks = [i - start for i in wanted if start <= i < start + size]
         start += size

@@ -1,7 +1,7 @@
 """cleaned → published: decide the version, build the dataset card, publish through the dataset's remote.
 
-A version is three files: the cleaned parquet (`data/train-00000-of-00001.parquet`), a dataset card
-`README.md` whose YAML `configs` point `datasets` at the parquet and whose `dataset_info.features` declare
+A version is the cleaned parquet files (`data/train-00000-of-00003.parquet`, …, named as cleaning wrote them),
+a dataset card `README.md` whose YAML `configs` point `datasets` at them and whose `dataset_info.features` declare
 its columns (image and audio columns as Image() and Audio()), and whose table lists every version, and
 `dsm.json` (content hash, schema, features, rows, history) from which the next publish decides its version."""
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from dsm_assets import atomic, state, versioning
 from dsm_assets.cache import cached_files
 from dsm_assets.errors import RemoteCorruptError, RemoteError, on_disk
 from dsm_assets.features import yaml_features
-from dsm_assets.layout import CARD_PATH, DATA_GLOB, DATA_PATH, INFO_PATH, staging_dir
+from dsm_assets.layout import CARD_PATH, DATA_DIR, DATA_GLOB, DATA_PATH, INFO_PATH, staging_dir
 from dsm_assets.registry import DatasetSpec
 from dsm_assets.remotes.base import Remote
 from dsm_assets.state import shape_problem
@@ -43,6 +44,8 @@ class PublishOutcome:
     content_hash: str
     rows: int
     repaired: tuple[str, ...] = ()  # files of an unchanged version re-stored on the remote (repair=True)
+    bytes_reused: int = 0  # bytes of the version's files the remote already held (under any path): not sent
+    files_reused: int = 0  # how many of `files` were not sent (the others were uploaded)
 
 
 def publish_cleaned(spec: DatasetSpec, remote: Remote, cleaned: CleanResult, *, data_dir: Path,
@@ -74,11 +77,12 @@ def _publish(spec: DatasetSpec, remote: Remote, cleaned: CleanResult, data_dir: 
     else:
         info = _version_info(spec, tag, cleaned, schema_hash, previous)
         with atomic.scratch_dir(staging_dir(data_dir)) as tmp:  # a killed publish's copy goes on the next one
-            files = _stage(tmp, cleaned.path, spec, info)
+            files = _stage(tmp, cleaned.files, spec, info)
             message = f"{spec.name} {tag}: {cleaned.rows_out} rows, content {cleaned.version[:12]}"
             done = remote.publish(files, tag=tag, parent=tags[latest] if latest else None, message=message)
         outcome = PublishOutcome(spec.name, tag, done.commit, remote.version_url(tag), done.bytes_uploaded,
-                                 done.files, True, cleaned.version, cleaned.rows_out)
+                                 done.files, True, cleaned.version, cleaned.rows_out, bytes_reused=done.bytes_reused,
+                                 files_reused=len(done.reused))
     state.record_latest(data_dir, spec.name, asdict(outcome))
     return outcome
 
@@ -100,7 +104,7 @@ def _repair(spec: DatasetSpec, remote: Remote, cleaned: CleanResult, data_dir: P
     """Re-store the files of `tag` whose stored copy is corrupt, from local copies that still hold their
     recorded content: the cleaned parquet, the offline cache of that version, and a dataset card rebuilt
     from the version's dsm.json. Returns the repaired paths (Remote.repair checks every local copy's hash)."""
-    sources = {**cached_files(spec, data_dir, tag, commit), DATA_PATH: cleaned.path}
+    sources = {**cached_files(spec, data_dir, tag, commit), **data_files(cleaned.files)}
     fixed = remote.repair(commit, sources)
     try:
         info = _read_info(remote, commit)
@@ -125,12 +129,25 @@ def _version_info(spec: DatasetSpec, tag: str, cleaned: CleanResult, schema_hash
     return info
 
 
-def _stage(tmp: Path, parquet: Path, spec: DatasetSpec, info: dict[str, Any]) -> dict[str, Path]:
-    files = {DATA_PATH: tmp / "train.parquet", CARD_PATH: tmp / CARD_PATH, INFO_PATH: tmp / INFO_PATH}
-    try:
-        files[DATA_PATH].hardlink_to(parquet)  # no copy of possibly large data when on one filesystem
-    except OSError:
-        shutil.copyfile(parquet, files[DATA_PATH])
+def data_files(parquet: Sequence[Path]) -> dict[str, Path]:
+    """Where each cleaned parquet file goes in a version: `data/<its name>` (cleaning names them
+    `train-XXXXX-of-YYYYY.parquet`, which `layout.DATA_GLOB` matches); one file (say a test's
+    `CleanResult.of_file`) is DATA_PATH, whatever its name."""
+    if len(parquet) == 1:
+        return {DATA_PATH: parquet[0]}
+    return {f"{DATA_DIR}/{f.name}": f for f in parquet}
+
+
+def _stage(tmp: Path, parquet: Sequence[Path], spec: DatasetSpec, info: dict[str, Any]) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    (tmp / DATA_DIR).mkdir()
+    for path, source in data_files(parquet).items():
+        files[path] = tmp / path
+        try:
+            files[path].hardlink_to(source)  # no copy of possibly large data when on one filesystem
+        except OSError:
+            shutil.copyfile(source, files[path])
+    files |= {CARD_PATH: tmp / CARD_PATH, INFO_PATH: tmp / INFO_PATH}
     files[CARD_PATH].write_text(dataset_card(spec, info))
     files[INFO_PATH].write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return files

@@ -1,12 +1,13 @@
-"""Checks on a cleaned parquet file against its registry entry. Pure functions: the Dagster layer turns
+"""Checks on cleaned parquet files against their registry entry. Pure functions: the Dagster layer turns
 each CheckOutcome into an AssetCheckResult; the tests call them directly.
 
-Memory is bounded whatever the file's size: the schema and row count come from the footer, and one pass
-reads only the columns the checks need, a batch at a time (`parquet_stream`). The dedupe key check keeps a
-128-bit hash per distinct key (`dedupe.SeenKeys`, as cleaning does), ~16 bytes a row."""
+Memory is bounded whatever the data's size: the schema and row count come from the footers, and one pass
+reads only the columns the checks need, file after file, a batch at a time (`parquet_stream`). The dedupe
+key check keeps a 128-bit hash per distinct key (`dedupe.SeenKeys`, as cleaning does), ~16 bytes a row."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 from dsm_assets.arrow_types import type_name
 from dsm_assets.checks import CheckOutcome
 from dsm_assets.dedupe import SeenKeys, key_array, key_hashes
+from dsm_assets.parquet_files import list_files
 from dsm_assets.parquet_stream import iter_batches, open_parquet
 from dsm_assets.registry import DatasetSpec
 
@@ -45,10 +47,25 @@ def check_names(spec: DatasetSpec) -> list[str]:
     return names
 
 
-def check_cleaned(spec: DatasetSpec, path: Path) -> list[CheckOutcome]:
-    """Every check in `check_names(spec)`: the schema and row count from the footer, the rest from one pass
+@dataclass(frozen=True)
+class _Files:
+    """The cleaned files as one table: the first file's schema (cleaning writes one schema), all their rows."""
+
+    files: tuple[pq.ParquetFile, ...]
+    schema_arrow: pa.Schema
+    num_rows: int
+
+
+def check_cleaned(spec: DatasetSpec, parquet: Path | Sequence[Path]) -> list[CheckOutcome]:
+    """Every check in `check_names(spec)` on the cleaned data: `parquet` is its files in order, its folder
+    (`CleanResult.path`) or one file. The schema and row count from the footers, the rest from one pass
     over the columns they need, a bounded batch at a time (never a whole column in memory)."""
-    pf = open_parquet(path)
+    if isinstance(parquet, Path):
+        parquet = list_files(parquet) if parquet.is_dir() else (parquet,)
+    if not parquet:
+        raise ValueError("no cleaned parquet file to check")
+    opened = tuple(open_parquet(f) for f in parquet)
+    pf = _Files(opened, opened[0].schema_arrow, sum(f.metadata.num_rows for f in opened))
     names = check_names(spec)
     scan = _scan(spec, pf, names)
     runners = {
@@ -68,13 +85,13 @@ class _Scan:
     unknown_labels: set[Any] = field(default_factory=set)
 
 
-def _scan(spec: DatasetSpec, pf: pq.ParquetFile, names: list[str]) -> _Scan:
+def _scan(spec: DatasetSpec, pf: _Files, names: list[str]) -> _Scan:
     present = set(pf.schema_arrow.names)
     scan = _Scan()
     key = tuple(spec.cleaning.dedupe_key) if "unique_dedupe_key" in names else ()
     keyed = bool(key) and all(c in present for c in key)
     if key and not keyed:
-        scan.duplicates = pf.metadata.num_rows  # a key column is missing: every row fails
+        scan.duplicates = pf.num_rows  # a key column is missing: every row fails
     required = list(spec.cleaning.required) if "required_not_null" in names else []
     scan.nulls = {c: 0 if c in present else -1 for c in required}
     labels = spec.cleaning.labels if "labels_allowed" in names else None
@@ -85,7 +102,7 @@ def _scan(spec: DatasetSpec, pf: pq.ParquetFile, names: list[str]) -> _Scan:
         return scan
     seen = SeenKeys()  # 16 bytes a distinct key, as cleaning's dedupe
     allowed = pa.array(labels.allowed) if label else None
-    for batch in iter_batches(pf, columns):
+    for batch in (b for f in pf.files for b in iter_batches(f, columns)):
         if keyed:
             hi, lo = key_hashes(key_array(batch, key))  # an image or audio column keys on its bytes
             scan.duplicates += len(hi) - int(seen.add_new(hi, lo).sum())
@@ -101,13 +118,13 @@ def _scan(spec: DatasetSpec, pf: pq.ParquetFile, names: list[str]) -> _Scan:
     return scan
 
 
-def _non_empty(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcome:
-    rows = pf.metadata.num_rows
+def _non_empty(spec: DatasetSpec, pf: _Files, scan: _Scan) -> CheckOutcome:
+    rows = pf.num_rows
     text = f"{rows} rows" if rows else "no rows left after cleaning; see the cleaned asset's dropped_* metadata"
     return CheckOutcome("non_empty", rows > 0, text, {"rows": rows})
 
 
-def _schema(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcome:
+def _schema(spec: DatasetSpec, pf: _Files, scan: _Scan) -> CheckOutcome:
     """Arrow types compared by equality (an `image` and an `audio` column share one Arrow type, so names
     would not tell them apart); the registry's names in the message."""
     actual = {f.name: f.type for f in pf.schema_arrow}
@@ -122,14 +139,14 @@ def _schema(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcome:
                         {"expected": str(names), "actual": str({c: type_name(t) for c, t in actual.items()})})
 
 
-def _unique_key(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcome:
+def _unique_key(spec: DatasetSpec, pf: _Files, scan: _Scan) -> CheckOutcome:
     key = list(spec.cleaning.dedupe_key)
     dupes = scan.duplicates
     return CheckOutcome("unique_dedupe_key", dupes == 0,
                         f"{dupes} duplicate key(s) on ({', '.join(key)})", {"duplicates": dupes})
 
 
-def _required(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcome:
+def _required(spec: DatasetSpec, pf: _Files, scan: _Scan) -> CheckOutcome:
     nulls = scan.nulls
     bad = {c: n for c, n in nulls.items() if n != 0}
     text = "no nulls in required columns" if not bad else \
@@ -137,7 +154,7 @@ def _required(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcom
     return CheckOutcome("required_not_null", not bad, text, {f"nulls_{c}": n for c, n in nulls.items()})
 
 
-def _labels(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcome:
+def _labels(spec: DatasetSpec, pf: _Files, scan: _Scan) -> CheckOutcome:
     labels = spec.cleaning.labels
     if labels.column not in pf.schema_arrow.names:
         return CheckOutcome("labels_allowed", False, f"label column '{labels.column}' is missing")
@@ -146,7 +163,7 @@ def _labels(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcome:
     return CheckOutcome("labels_allowed", not unknown, text, {"label_counts": dict(scan.label_counts)})
 
 
-def _one_layer(spec: DatasetSpec, pf: pq.ParquetFile, scan: _Scan) -> CheckOutcome:
+def _one_layer(spec: DatasetSpec, pf: _Files, scan: _Scan) -> CheckOutcome:
     layers = spec.cleaning.layers
     present = [c for c in pf.schema_arrow.names if c.startswith(layers.prefix)]
     ok = present == [layers.canonical]

@@ -57,6 +57,10 @@ class Layers:
     canonical: str
 
 
+# `cleaning.file_size` when not set ("auto"): about 1/64 of the raw bytes, a power of two in this range
+CLEAN_FILE_SIZE_AUTO = (16 << 20, 256 << 20)
+
+
 @dataclass(frozen=True)
 class Cleaning:
     dedupe_key: tuple[str, ...] = ()
@@ -65,6 +69,7 @@ class Cleaning:
     layers: Layers | None = None
     invalid_utf8: str = "fail"  # fail the run, or drop the row and count it
     media: MediaLimits = field(default_factory=MediaLimits)  # media columns: what decodes and fits, else dropped
+    file_size: int | None = None  # bytes of values a cleaned parquet file aims at; None: auto (parquet_files)
 
 
 @dataclass(frozen=True)

@@ -357,7 +357,7 @@ class _Checker:
         return docs
 
     def cleaning(self, value: Any, key: str, schema: dict[str, str]) -> Cleaning:
-        allowed = ("dedupe_key", "required", "labels", "layers", "invalid_utf8", "media")
+        allowed = ("dedupe_key", "required", "labels", "layers", "invalid_utf8", "media", "file_size")
         d = self.mapping(value, key, allowed)
         labels = layers = None
         if "labels" in d:
@@ -395,10 +395,17 @@ class _Checker:
             if (schema.get(col) or "").startswith(("list<", "struct<")):
                 self.fail(f"{key}.dedupe_key[{i}]", f"column {col!r} is nested; dedupe on scalar or media columns "
                                                     "(an image or audio column dedupes on the file's bytes)")
+        file_size = None  # auto
+        if d.get("file_size", "auto") != "auto":
+            file_size = _size(d["file_size"], minimum=MIN_FILE_SIZE)
+            if file_size is None:
+                self.fail(f"{key}.file_size", f"expected auto or a size in bytes >= 64 KiB (an integer, or like "
+                                              f"256MiB, 1GB), got {d['file_size']!r}")
         return Cleaning(
             dedupe_key=dedupe_key,
             required=self.columns(d.get("required", []), f"{key}.required", schema),
             labels=labels, layers=layers, invalid_utf8=policy, media=self.media(d.get("media", {}), f"{key}.media"),
+            file_size=file_size,
         )
 
     def media(self, value: Any, key: str) -> MediaLimits:
@@ -500,8 +507,11 @@ _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2*
           "tib": 2**40}
 
 
-def _size(value: Any) -> int | None:
-    """A byte size from an integer or a string like "256MB", "1.5 GiB" (None when it is neither, or < 1 MB)."""
+MIN_FILE_SIZE = 64 << 10  # `cleaning.file_size` at least
+
+
+def _size(value: Any, minimum: int = 10**6) -> int | None:
+    """A byte size from an integer or a string like "256MB", "1.5 GiB" (None when it is neither, or < `minimum`)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -510,4 +520,4 @@ def _size(value: Any) -> int | None:
         n = int(float(m.group(1)) * _UNITS[m.group(2) or "b"])
     else:
         return None
-    return n if n >= 10**6 else None
+    return n if n >= minimum else None

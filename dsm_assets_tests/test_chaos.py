@@ -25,7 +25,7 @@ REPORT = Path(__file__).resolve().parents[1] / "outputs" / "test-artifacts" / "c
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 # What we write and reuse (and the remote objects behind every tag, see `remote_objects`).
-TARGETS = ["data/clean/*/*.parquet", "data/cache/*/versions/*/*.json",
+TARGETS = ["data/clean/*/*/*.parquet", "data/cache/*/versions/*/*.json",
            "data/cache/*/versions/*/data/*.parquet", "outputs/shards/*/*/*.tar", "outputs/shards/*/*/*.tar.gz",
            "outputs/shards/*/*/manifest.json",
            "outputs/models/*/*/lineage.json", "outputs/models/*/*/model.joblib", "outputs/models/*/*/metrics.json",

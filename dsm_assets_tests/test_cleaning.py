@@ -112,7 +112,9 @@ def test_stats_sidecar_matches_the_result(tmp_path):
     stats = json.loads(result.path.with_suffix(".json").read_text())
     assert stats["schema"] == [["id", "int64"], ["text", "string"], ["label", "string"]]
     assert stats["rows_out"] == 2 and stats["preview"][0] == {"id": 1, "text": "hello", "label": "a"}
-    assert oct(result.path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert stats["files"] == [f.name for f in result.files] == ["train-00000-of-00001.parquet"]
+    assert oct(result.files[0].stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert oct(result.path.stat().st_mode & 0o777) == oct(0o777 & ~_umask())
 
 
 def test_stale_temp_from_a_killed_writer_is_removed(tmp_path):
@@ -163,9 +165,9 @@ def flip_byte(path, offset: int = -100) -> None:
 def test_a_corrupted_cleaned_parquet_is_rebuilt_not_reused(data_dir, shipped):
     spec = shipped.get("text_reviews")
     first = clean_dataset(spec, data_dir)
-    flip_byte(first.path, len(first.path.read_bytes()) // 2)
+    flip_byte(first.files[0], len(first.files[0].read_bytes()) // 2)
     again = clean_dataset(spec, data_dir)
-    assert not again.reused and again.repaired and str(first.path) in again.repaired
+    assert not again.reused and again.repaired and str(first.files[0]) in again.repaired
     assert again.version == first.version and pq.read_table(again.path).num_rows == first.rows_out
     third = clean_dataset(spec, data_dir)
     assert third.reused and third.repaired is None
@@ -174,7 +176,7 @@ def test_a_corrupted_cleaned_parquet_is_rebuilt_not_reused(data_dir, shipped):
 def test_a_same_size_corruption_of_a_touched_file_is_caught_by_its_hash(data_dir, shipped):
     spec = shipped.get("chords")
     first = clean_dataset(spec, data_dir)
-    st = first.path.stat()
-    flip_byte(first.path)
-    os.utime(first.path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # a touched file is re-hashed
+    st = first.files[0].stat()
+    flip_byte(first.files[0])
+    os.utime(first.files[0], ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # a touched file is re-hashed
     assert not clean_dataset(spec, data_dir).reused

@@ -86,7 +86,7 @@ def test_cleaning_on_a_full_disk_is_one_line_naming_the_folder_and_leaves_no_tem
     [line] = failures(materialize(registry, data, tmp_path / "outputs", ["t/cleaned"]))
     assert line.startswith(f"cleaning t: {data / 'clean' / 't'}: No space left on device; the disk is full")
     assert "DSM_DATA_DIR" in line and "\n" not in line
-    assert temps(data) == [] and list((data / "clean" / "t").glob("*.parquet")) == []
+    assert temps(data) == [] and list((data / "clean" / "t").rglob("*.parquet")) == []
 
 
 def test_cleaning_on_a_read_only_disk_is_one_line_naming_the_path(tmp_path, mount):

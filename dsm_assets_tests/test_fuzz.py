@@ -45,6 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 from hypothesis import HealthCheck, event, given, settings
@@ -375,10 +376,11 @@ def assert_rejected_cleanly(err: DsmError, spec: DatasetSpec, raw: Path, content
 
 def assert_accepted_fully(result: CleanResult, spec: DatasetSpec, data: Path) -> None:
     out = clean_dir(data, spec.name)
-    assert sorted(p.name for p in out.glob("*.parquet")) == [result.path.name]
+    assert [p.name for p in out.iterdir() if p.is_dir() and p.name != "inputs"] == [result.path.name]
+    assert sorted(result.path.iterdir()) == list(result.files) and result.files
     assert not [p for p in out.rglob("*") if p.name.startswith(TEMP_PREFIX)]
     assert (out / f"{result.version}.json").is_file()
-    table = pq.read_table(result.path)
+    table = pa.concat_tables([pq.read_table(f) for f in result.files])
     assert table.num_rows == result.rows_out and table.schema == spec.arrow_schema()
 
 
@@ -399,7 +401,7 @@ def clean_content(fmt: str, cleaning: dict[str, Any], content: bytes,
             return err
         assert_accepted_fully(result, spec, data)
         event("accepted")
-        return pq.read_table(result.path).to_pylist()
+        return pa.concat_tables([pq.read_table(f) for f in result.files]).to_pylist()
 
 
 # ---- generated well-formed rows and the model of cleaning them ------------------------------------------

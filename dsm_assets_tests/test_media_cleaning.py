@@ -156,13 +156,13 @@ def test_the_cleaned_parquet_carries_the_datasets_features(tmp_path):
     data = tmp_path / "data"
     write_media(data, IMAGE_ROWS)
     result = clean_dataset(spec_from(tmp_path, media_entry()), data)
-    schema = pq.read_schema(result.path)
+    schema = pq.read_schema(result.files[0])
     assert schema.metadata[b"huggingface"] == schema_metadata(result.schema)["huggingface"].encode()
     expected = datasets.Features.from_dict(hf_features(result.schema))
     assert schema.metadata == expected.arrow_schema.metadata  # byte for byte what datasets writes
     features = datasets.Features.from_arrow_schema(schema)
     assert isinstance(features["image"], datasets.Image) and features["id"] == datasets.Value("int64")
-    ds = datasets.Dataset.from_parquet(str(result.path), cache_dir=str(tmp_path / "hf"))
+    ds = datasets.Dataset.from_parquet([str(f) for f in result.files], cache_dir=str(tmp_path / "hf"))
     assert isinstance(ds[0]["image"], Image.Image) and ds[0]["image"].size == (24, 24)
 
 

@@ -29,14 +29,18 @@ def build_cleaned_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
         if result.repaired:
             context.log.warning(f"{spec.name}: not reused, rebuilt: {result.repaired}")
         verb = "reused" if result.reused else "wrote"
-        context.log.info(f"{spec.name}: {verb} {result.path.name}: {result.rows_in} rows in, "
-                         f"{result.rows_out} out, dropped {result.dropped or 'none'}")
+        context.log.info(f"{spec.name}: {verb} {result.path.name}/ ({_files(len(result.files))}): {result.rows_in} "
+                         f"rows in, {result.rows_out} out, dropped {result.dropped or 'none'}")
         if result.contact_sheet is not None:
             context.log.info(f"{spec.name}: contact sheet of 64 images spread over the rows: {result.contact_sheet}")
         return dg.MaterializeResult(data_version=dg.DataVersion(result.version),
                                     metadata=handoff.cleaned_metadata(spec, result))
 
     return _cleaned
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
 
 
 def build_cleaned_checks(*, spec: DatasetSpec) -> dg.AssetChecksDefinition:
@@ -48,7 +52,7 @@ def build_cleaned_checks(*, spec: DatasetSpec) -> dg.AssetChecksDefinition:
     def _checks(context: dg.AssetCheckExecutionContext):
         cleaned = handoff.read_cleaned(context.instance, spec)
         outcomes = (all_failed(quality.check_names(spec), "no cleaned file recorded; materialize the asset first")
-                    if cleaned is None else quality.check_cleaned(spec, cleaned.path))
+                    if cleaned is None else quality.check_cleaned(spec, cleaned.files))
         yield from selected_results(context, key, outcomes)
 
     return _checks

@@ -22,6 +22,7 @@ from dsm_assets.cleaning import CleanResult
 from dsm_assets.defs.keys import cache_key, cleaned_key, model_key, published_key, shards_key
 from dsm_assets.defs.presentation import location, markdown_table, size
 from dsm_assets.lineage import LINEAGE, chain
+from dsm_assets.parquet_files import list_files
 from dsm_assets.publishing import PublishOutcome
 from dsm_assets.records import CachedVersion, PublishedVersion, ShardSet, TrainedModel
 from dsm_assets.registry import DatasetSpec, ModelSpec
@@ -31,6 +32,7 @@ from dsm_assets.shards import SHARDS_MANIFEST, ShardsResult
 VERSION = "version"
 COMMIT = "commit"
 PATH = "path"
+FILES = "files"
 URL = "url"
 ROW_COUNT = "dagster/row_count"
 CONTENT_HASH = "content_hash"
@@ -42,6 +44,7 @@ CONTACT_SHEET = "contact_sheet"  # an image dataset's thumbnails
 MEDIA_PREFIX = "media_"  # + column: the kinds and ranges of an image or audio column (MediaStats)
 # published
 BYTES_UPLOADED, NEW_VERSION = "bytes_uploaded", "new_version"
+BYTES_REUSED, FILES_UPLOADED, FILES_REUSED = "bytes_reused", "files_uploaded", "files_reused"
 # shards
 MANIFEST_PATH, MANIFEST_HASH, SHARD_COUNT = "manifest", "manifest_hash", "shards"
 # models
@@ -84,7 +87,8 @@ def cleaned_metadata(spec: DatasetSpec, result: CleanResult) -> dict[str, Any]:
         COLUMN_SCHEMA: dg.TableSchema(columns=columns),
         "preview": dg.MetadataValue.md(markdown_table(result.preview, list(result.schema), max_cell=PREVIEW_CELL)),
         PATH: dg.MetadataValue.path(str(result.path)),
-        "size": size(result.path.stat().st_size),
+        "size": size(result.size),
+        FILES: len(result.files),
         CONTENT_HASH: result.version,
         RAW_FINGERPRINT: result.raw_fingerprint,
         REUSED: result.reused,
@@ -97,12 +101,14 @@ def cleaned_metadata(spec: DatasetSpec, result: CleanResult) -> dict[str, Any]:
 
 
 def read_cleaned(instance: dg.DagsterInstance, spec: DatasetSpec) -> CleanResult | None:
-    """The cleaned file the latest materialisation recorded (None if never materialised or since deleted)."""
+    """The cleaned files the latest materialisation recorded (None if never materialised or since deleted)."""
     meta = latest_metadata(instance, cleaned_key(spec))
-    if meta is None or not Path(meta[PATH].value).exists():
+    folder = Path(meta[PATH].value) if meta is not None else None
+    files = () if folder is None else list_files(folder) if folder.is_dir() else (folder,) if folder.is_file() else ()
+    if not files:
         return None
     return CleanResult(
-        version=meta[CONTENT_HASH].value, path=Path(meta[PATH].value), rows_in=meta[ROWS_IN].value,
+        version=meta[CONTENT_HASH].value, path=folder, files=files, rows_in=meta[ROWS_IN].value,
         rows_out=meta[ROWS_OUT].value, schema={c.name: c.type for c in meta[COLUMN_SCHEMA].value.columns},
         dropped={k.removeprefix(DROPPED_PREFIX): v.value for k, v in meta.items() if k.startswith(DROPPED_PREFIX)},
         preview=[], raw_fingerprint=meta[RAW_FINGERPRINT].value, reused=meta[REUSED].value,
@@ -119,7 +125,11 @@ def published_metadata(outcome: PublishOutcome) -> dict[str, Any]:
         URL: location(outcome.url),
         "uploaded": size(outcome.bytes_uploaded),
         BYTES_UPLOADED: outcome.bytes_uploaded,
+        "reused": size(outcome.bytes_reused),  # content the remote already held (an earlier version's files)
+        BYTES_REUSED: outcome.bytes_reused,
         "files": len(outcome.files),
+        FILES_UPLOADED: len(outcome.files) - outcome.files_reused,
+        FILES_REUSED: outcome.files_reused,
         NEW_VERSION: outcome.new,
         CONTENT_HASH: outcome.content_hash,
         ROW_COUNT: outcome.rows,

@@ -40,7 +40,9 @@ def build_published_asset(*, spec: DatasetSpec) -> dg.AssetsDefinition:
                                 f"{', '.join(outcome.repaired)} from the cleaned data")
         verb = "published" if outcome.new else "unchanged, still"
         context.log.info(f"{spec.name}: {verb} {outcome.tag} ({outcome.commit[:12]}), "
-                         f"{outcome.bytes_uploaded} bytes uploaded")
+                         f"{outcome.bytes_uploaded} bytes uploaded, {outcome.bytes_reused} reused "
+                         f"({len(outcome.files) - outcome.files_reused} files uploaded, {outcome.files_reused} "
+                         "already on the remote)")
         return dg.MaterializeResult(data_version=dg.DataVersion(outcome.commit),
                                     metadata=handoff.published_metadata(outcome))
 

@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 class Published:
     tag: str
     commit: str
-    bytes_uploaded: int
+    bytes_uploaded: int  # bytes sent: content the remote did not hold before
     files: tuple[str, ...]
+    reused: tuple[str, ...] = ()  # files of `files` whose content the remote already held (none of it sent)
+    bytes_reused: int = 0  # their size
 
 
 class Remote(ABC):
@@ -131,11 +133,10 @@ def redact_url(url: str) -> str:
 def parquet_reader(files: Sequence[Path]) -> pa.RecordBatchReader:
     """Several parquet files of one schema as one RecordBatchReader, a bounded batch at a time."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from dsm_assets.parquet_stream import files_batches
+    from dsm_assets.parquet_stream import files_batches, open_parquet
 
-    pfs = [pq.ParquetFile(f) for f in files]
+    pfs = [open_parquet(f) for f in files]
     if not pfs:
         raise ValueError("a version without a data parquet file")
     return pa.RecordBatchReader.from_batches(pfs[0].schema_arrow, files_batches(pfs))

@@ -5,6 +5,8 @@ Publishing a version:
   2. verify the staged commit: every file present with the right size and git blob id
   3. promote: the same files on main with `parent_commit` = the head seen in step 1, so a writer that moved
      main in between makes this fail with 412 instead of overwriting its work
+  Both commits also delete what main holds and the version does not (an earlier version's files under
+  names this one does not use, its shards), so a version is exactly its files, as on the other remotes.
   (steps 1 and 3 commit at most 100 files at a time, each commit's parent the previous one's, as the Hub
   documentation's "Repository limitations and recommendations" page asks of large uploads; the tag below
   names only the last, which holds every file)
@@ -18,7 +20,12 @@ Large files take one of the Hub's two paths (`transfer`): "xet" (the client's de
 installed: content-defined chunks, so a new version sends only the chunks that changed) or "lfs" (Git LFS:
 whole files, one PUT each, what any git client and the loopback test server speak). `bytes_uploaded` counts
 what the Hub did not hold before: regular files that changed and LFS objects the LFS batch API reports
-missing (Xet may send less, since it deduplicates below the file level).
+missing (Xet may send less, since it deduplicates below the file level). An object the repo already stores,
+under any path of any version (a re-sharded dataset renames its files), is not sent again: the batch API
+answers it without an upload action, huggingface_hub skips it, and it counts as reused. That path is
+tested against the loopback server; Xet's chunk-level dedupe is not, since it needs the Hub's Xet storage
+(its CAS protocol is hf_xet's own and no test server emulates it), so what Xet saves is measured only
+against the real Hub.
 
 create_commit, create_tag and the other calls the client does not retry are retried here (tenacity) on
 408/429/5xx, connection errors and the Hub's commit lock (409 "another commit operation is in progress",
@@ -48,7 +55,7 @@ from typing import Any, TypeVar
 
 import httpx2
 import pyarrow as pa
-from huggingface_hub import CommitOperationAdd, HfApi, constants
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -144,22 +151,26 @@ class HubRemote(Remote):
     def publish(self, files: Mapping[str, Path], *, tag: str, parent: str | None, message: str) -> Published:
         ensure_publishable(self.url, self.tags(), tag, parent)
         head = self._head()
+        # a version is exactly `files`: what main holds and this version does not (an earlier version's files
+        # under names this one does not use, say train-00000-of-00002 once there are 3, or shards) is deleted
+        gone = sorted(set(self.list_files(head)) - set(files) - {".gitattributes"})
         staging = f"dsm-staging-{tag}-{secrets.token_hex(4)}"
         self._call("create staging branch", self.api.create_branch, self.repo_id, branch=staging,
                    revision=head, repo_type="dataset")
-        sent = 0
         try:
-            staged, sent = self._commit_all(files, f"{message} (staging)", branch=staging, parent=head)
-            self._verify(staged, files)
-            promoted, promotion_sent = self._commit_all(files, message, branch="main", parent=head)
-            sent += promotion_sent
-            self._verify(promoted, files)
+            staged, sent = self._commit_all(files, gone, f"{message} (staging)", branch=staging, parent=head)
+            self._verify(staged, files, gone)
+            promoted, promotion_sent = self._commit_all(files, gone, message, branch="main", parent=head)
+            sent = {p: sent[p] + promotion_sent[p] for p in files}
+            self._verify(promoted, files, gone)
             self._tag(tag, promoted, message)
         finally:
             # a leftover staging branch is harmless; the next publish uses a new name
             with contextlib.suppress(HfHubHTTPError, httpx2.TransportError):
                 self.api.delete_branch(self.repo_id, branch=staging, repo_type="dataset")
-        return Published(tag=tag, commit=promoted, bytes_uploaded=sent, files=tuple(sorted(files)))
+        reused = tuple(p for p in sorted(files) if not sent[p])  # the Hub held their content: none of it sent
+        return Published(tag=tag, commit=promoted, bytes_uploaded=sum(sent.values()), files=tuple(sorted(files)),
+                         reused=reused, bytes_reused=sum(files[p].stat().st_size for p in reused))
 
     def _tag(self, tag: str, commit: str, message: str) -> None:
         try:
@@ -169,27 +180,32 @@ class HubRemote(Remote):
             if self.tags().get(tag) != commit:  # else: a retry whose first try landed and lost its reply
                 raise
 
-    def _commit_all(self, files: Mapping[str, Path], message: str, *, branch: str, parent: str) -> tuple[str, int]:
-        """`files` in commits of at most MAX_FILES_PER_COMMIT (see the module docstring), chained by parent_commit, so a
-        writer that moves `branch` in between still fails the next one with 412. Returns the last commit (it
-        holds every file: verified before any tag names it) and the bytes sent."""
-        items = sorted(files.items())
+    def _commit_all(self, files: Mapping[str, Path], gone: list[str], message: str, *, branch: str,
+                    parent: str) -> tuple[str, dict[str, int]]:
+        """`files` added and `gone` deleted in commits of at most MAX_FILES_PER_COMMIT operations (see the module
+        docstring), deletions last, chained by parent_commit, so a writer that moves `branch` in between still
+        fails the next one with 412. Returns the last commit (it holds every file and none of `gone`: verified
+        before any tag names it) and the bytes sent per file."""
+        items: list[tuple[str, Path | None]] = [*sorted(files.items()), *((p, None) for p in gone)]
         chunks = [dict(items[i:i + MAX_FILES_PER_COMMIT]) for i in range(0, len(items), MAX_FILES_PER_COMMIT)]
-        commit, sent = parent, 0
+        commit, sent = parent, {}
         for n, chunk in enumerate(chunks, 1):
             part = f" ({n}/{len(chunks)})" if len(chunks) > 1 else ""
             commit, chunk_sent = self._commit(chunk, message + part, branch=branch, parent=commit)
-            sent += chunk_sent
+            sent.update(chunk_sent)
         return commit, sent
 
-    def _commit(self, files: Mapping[str, Path], message: str, *, branch: str, parent: str) -> tuple[str, int]:
-        """Commit `files` to `branch`; (the commit, the bytes the Hub did not hold before and was sent)."""
-        ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(f)) for p, f in sorted(files.items())]
-        missing = self._missing_objects(ops, branch)
+    def _commit(self, files: Mapping[str, Path | None], message: str, *, branch: str,
+                parent: str) -> tuple[str, dict[str, int]]:
+        """Commit `files` to `branch` (a path mapped to None is deleted); (the commit, per added file the bytes
+        the Hub did not hold before and was sent)."""
+        ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(f)) for p, f in sorted(files.items()) if f]
+        deletes = [CommitOperationDelete(path_in_repo=p) for p, f in sorted(files.items()) if f is None]
+        missing = self._missing_objects(ops, branch) if ops else set()
         with self._transfer_path():
-            info = self._call(f"commit to {branch}", self.api.create_commit, self.repo_id, ops,
+            info = self._call(f"commit to {branch}", self.api.create_commit, self.repo_id, [*ops, *deletes],
                               repo_type="dataset", commit_message=message, revision=branch, parent_commit=parent)
-        return info.oid, sum(_sent(op, missing) for op in ops)
+        return info.oid, {op.path_in_repo: _sent(op, missing) for op in ops}
 
     def _missing_objects(self, ops: list[CommitOperationAdd], branch: str) -> set[str] | None:
         """sha256 of the objects the Hub's large-file storage lacks (the LFS batch API answers with an upload
@@ -216,9 +232,12 @@ class HubRemote(Remote):
             finally:
                 constants.HF_HUB_DISABLE_XET = before
 
-    def _verify(self, commit: str, files: Mapping[str, Path]) -> None:
-        remote = {f.path: f for f in self._call("verify", self.api.get_paths_info, self.repo_id, list(files),
-                                                revision=commit, repo_type="dataset")}
+    def _verify(self, commit: str, files: Mapping[str, Path], gone: list[str]) -> None:
+        remote = {f.path: f for f in self._call("verify", self.api.get_paths_info, self.repo_id,
+                                                [*files, *gone], revision=commit, repo_type="dataset")}
+        if left := sorted(set(remote) & set(gone)):
+            raise RemoteError(f"{self.url}: {', '.join(left)} still at {commit[:12]} after being deleted; "
+                              "nothing was promoted")
         for path, local in files.items():
             entry = remote.get(path)
             lfs = getattr(entry, "lfs", None)  # LFS/Xet files: blob_id is the pointer's; compare the sha256

@@ -1,6 +1,7 @@
 """The embedded default remote: a directory, no account, no network.
 
-    <root>/objects/<sha256>          file contents, content-addressed (an unchanged file is stored once)
+    <root>/objects/<sha256>          file contents, content-addressed: content already stored, under any
+                                     path of any version, is stored once and costs 0 bytes to publish
     <root>/commits/<commit>.json     a commit: parent, message, files {path: {sha256, size}}
     <root>/refs/tags/<tag>           the commit a version names (created once, never moved)
     <root>/refs/heads/main           the latest promoted commit
@@ -62,12 +63,14 @@ class LocalRemote(Remote):
             return self._publish(files, tag=tag, parent=parent, message=message)
 
     def _publish(self, files: Mapping[str, Path], *, tag: str, parent: str | None, message: str) -> Published:
-        uploaded = 0
-        entries = {}
+        uploaded, entries, reused = 0, {}, []
         for path, local in sorted(files.items()):
             digest = sha256_file(local)
-            uploaded += self._store_object(local, digest)
             entries[path] = {"sha256": digest, "size": local.stat().st_size}
+            if self._store_object(local, digest):
+                uploaded += entries[path]["size"]
+            else:  # the content is stored already, under this path or any other
+                reused.append(path)
         body = {"parent": parent, "message": message, "files": entries,
                 "created": datetime.now(UTC).isoformat(timespec="seconds")}
         commit = commit_id(body)
@@ -75,23 +78,25 @@ class LocalRemote(Remote):
         self._verify(commit)
         with atomic.dir_lock(self.root / "refs"):
             self._promote(commit, tag=tag, parent=parent)
-        return Published(tag=tag, commit=commit, bytes_uploaded=uploaded, files=tuple(sorted(entries)))
+        return Published(tag=tag, commit=commit, bytes_uploaded=uploaded, files=tuple(sorted(entries)),
+                         reused=tuple(reused), bytes_reused=sum(entries[p]["size"] for p in reused))
 
-    def _store_object(self, local: Path, digest: str) -> int:
-        """Store `local` as objects/<sha256>; an existing object is reused only when it still hashes to its
-        name (a corrupt one is replaced), and a fresh copy is hashed before it takes the name."""
+    def _store_object(self, local: Path, digest: str) -> bool:
+        """Store `local` as objects/<sha256>; False when it is stored already. An existing object is reused
+        only when it still hashes to its name (a corrupt one is replaced), and a fresh copy is hashed before
+        it takes the name."""
         target = self.root / "objects" / digest
         if target.exists():
             actual = sha256_file(target)
             if actual == digest:
-                return 0
+                return False
             log.warning("%s: object %s hashes to %s (corrupt); uploading it again", self.url, digest, actual)
         with atomic.atomic_path(target) as tmp:
             shutil.copyfile(local, tmp)
             if (copied := sha256_file(tmp)) != digest:
                 raise RemoteError(f"{self.url}: the copy of {local} hashes to {copied}, expected {digest} (it "
                                   "changed while being published, or the disk corrupted it); nothing was tagged")
-        return target.stat().st_size
+        return True
 
     def _verify(self, commit: str) -> None:
         for path, entry in self._commit(commit)["files"].items():

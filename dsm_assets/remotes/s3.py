@@ -6,13 +6,22 @@
 
 A version is its manifest, written last and create-only (`If-None-Match: *`), so two writers cannot both
 claim `v1.1`, and a crash before it leaves the previous manifest, still pinning the previous object
-versions, as the latest. boto3's own retries (standard mode) handle 5xx, SlowDown and throttling; the
-endpoint comes from AWS_ENDPOINT_URL and credentials from the standard chain."""
+versions, as the latest.
+
+Only content the bucket does not hold is uploaded: a file whose sha256 matches a file of any earlier version
+(under any path: a re-sharded dataset renames its files) is a server-side copy of that object version to the
+new key (CopyObject with the VersionId; UploadPartCopy ranges above CopyObject's 5 GB limit), or that version
+itself when it is under the same key; `bytes_uploaded` counts only the bytes PUT. The manifest format is
+unchanged, so older dsm_assets versions read the new manifests.
+
+boto3's own retries (standard mode) handle 5xx, SlowDown and throttling; the endpoint comes from
+AWS_ENDPOINT_URL and credentials from the standard chain."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +33,12 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from dsm_assets.errors import RemoteAuthError, RemoteError, RemoteNotFoundError
 from dsm_assets.fingerprint import sha256_file
 from dsm_assets.remotes.base import Published, Remote, commit_id, ensure_publishable, redact_url
-from dsm_assets.versioning import latest_tag
+from dsm_assets.versioning import latest_tag, parse_tag
 
+log = logging.getLogger(__name__)
+
+COPY_LIMIT = 5 * 10**9  # CopyObject copies at most 5 GB; above it, a multipart copy (UploadPartCopy)
+COPY_PART_SIZE = 512 * 2**20  # a multipart copy's part (S3: 5 MiB to 5 GiB, at most 10,000 parts)
 AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
 
 
@@ -39,6 +52,7 @@ class S3Remote(Remote):
         self.client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
         self.endpoint_url = endpoint_url
         self._manifest_cache: dict[str, dict] = {}  # tag → manifest; safe to keep, manifests are create-only
+        self.copy_limit, self.copy_part_size = COPY_LIMIT, COPY_PART_SIZE
 
     @property
     def url(self) -> str:
@@ -75,19 +89,24 @@ class S3Remote(Remote):
         ensure_publishable(self.url, {t: m["commit"] for t, m in manifests.items()}, tag, parent)
         latest = latest_tag(manifests)
         previous = manifests[latest]["files"] if latest else {}
-        entries, uploaded = {}, 0
+        stored = _stored_objects(manifests)
+        entries, uploaded, reused = {}, 0, []
         for path, local in sorted(files.items()):
             digest, size = sha256_file(local), local.stat().st_size
+            key = self._key("files", path)
             old = previous.get(path)
             if old and old["sha256"] == digest:  # unchanged: pin the object version already there
                 entries[path] = old
+                reused.append(path)
                 continue
-            with self._errors(f"upload {path}"), open(local, "rb") as body:
-                put = self.client.put_object(Bucket=self.bucket, Key=self._key("files", path), Body=body)
-            if "VersionId" not in put:
-                raise RemoteError(f"s3://{self.bucket}: versioning is not enabled; enable it so versions can pin files")
-            entries[path] = {"key": self._key("files", path), "version_id": put["VersionId"], "size": size,
-                             "sha256": digest}
+            # content an earlier version holds, under this path or another: pin or copy it, no bytes sent
+            held = sorted((e for e in stored.get(digest, ()) if e["size"] == size), key=lambda e: e["key"] != key)
+            entry = next((e for e in (self._reuse(path, key, h) for h in held) if e is not None), None)
+            if entry is not None:
+                entries[path] = entry
+                reused.append(path)
+                continue
+            entries[path] = self._upload(path, key, local, digest, size)
             uploaded += size
         self._verify(entries)
         body = {"parent": parent, "message": message, "files": entries, "tag": tag,
@@ -95,7 +114,57 @@ class S3Remote(Remote):
         body["commit"] = commit_id(body)
         self._claim(tag, body, parent)
         self._manifest_cache[tag] = body
-        return Published(tag=tag, commit=body["commit"], bytes_uploaded=uploaded, files=tuple(sorted(entries)))
+        return Published(tag=tag, commit=body["commit"], bytes_uploaded=uploaded, files=tuple(sorted(entries)),
+                         reused=tuple(reused), bytes_reused=sum(entries[p]["size"] for p in reused))
+
+    def _upload(self, path: str, key: str, local: Path, digest: str, size: int) -> dict:
+        with self._errors(f"upload {path}"), open(local, "rb") as body:
+            put = self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
+        if "VersionId" not in put:
+            raise RemoteError(f"s3://{self.bucket}: versioning is not enabled; enable it so versions can pin files")
+        return {"key": key, "version_id": put["VersionId"], "size": size, "sha256": digest}
+
+    def _reuse(self, path: str, key: str, held: dict) -> dict | None:
+        """The manifest entry for `path` whose content the object version `held` already has: that version itself
+        when it is under `key` (pinned), else a server-side copy of it to `key` (so the latest version's files
+        stay the current objects under files/, whatever earlier versions named them). None when the source
+        version is gone (deleted by hand, expired by a lifecycle rule): then the caller uploads."""
+        if held["key"] == key:
+            return held
+        source = {"Bucket": self.bucket, "Key": held["key"], "VersionId": held["version_id"]}
+        try:
+            if held["size"] <= self.copy_limit:
+                version = self.client.copy_object(Bucket=self.bucket, Key=key, CopySource=source)
+            else:
+                version = self._multipart_copy(key, source, held["size"])
+        except (ClientError, BotoCoreError) as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "NoSuchVersion", "404"):
+                log.warning("%s: %s (version %s, reused for %s) is gone; uploading it again", self.url, held["key"],
+                            held["version_id"], path)
+                return None
+            raise self._translate(exc, f"copy {held['key']} to {path}") from None
+        if "VersionId" not in version:
+            raise RemoteError(f"s3://{self.bucket}: versioning is not enabled; enable it so versions can pin files")
+        return {**held, "key": key, "version_id": version["VersionId"]}
+
+    def _multipart_copy(self, key: str, source: dict, size: int) -> dict:
+        """A server-side copy of an object above CopyObject's 5 GB limit: a multipart upload whose parts are
+        UploadPartCopy ranges of the source (aborted on failure, so no parts are left billed)."""
+        upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        try:
+            parts = []
+            for number, start in enumerate(range(0, size, self.copy_part_size), 1):
+                end = min(start + self.copy_part_size, size) - 1
+                part = self.client.upload_part_copy(Bucket=self.bucket, Key=key, UploadId=upload, PartNumber=number,
+                                                    CopySource=source, CopySourceRange=f"bytes={start}-{end}")
+                parts.append({"PartNumber": number, "ETag": part["CopyPartResult"]["ETag"]})
+            return self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload,
+                                                         MultipartUpload={"Parts": parts})
+        except BaseException:
+            with contextlib.suppress(ClientError, BotoCoreError):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+            raise
 
     def _claim(self, tag: str, body: dict, parent: str | None) -> None:
         """Write the version manifest, create-only. A precondition failure is either another writer's claim or
@@ -176,3 +245,16 @@ class S3Remote(Remote):
             after = f" after {tries} tries" if tries > 1 else ""
             return RemoteError(f"{self.url}: {what} failed: {code or status}{after}")
         return RemoteError(f"{self.url}: {what} failed: {type(exc).__name__}: {exc}")
+
+
+def _stored_objects(manifests: Mapping[str, dict]) -> dict[str, list[dict]]:
+    """sha256 → the manifest entries (key, VersionId, size) holding that content, over every version (shard
+    tags too), newest version first."""
+    out: dict[str, list[dict]] = {}
+    newest_first = sorted(manifests, key=lambda t: (parse_tag(t) or (-1, -1), manifests[t].get("created", "")),
+                          reverse=True)
+    for tag in newest_first:
+        for entry in manifests[tag]["files"].values():
+            if entry not in out.setdefault(entry["sha256"], []):
+                out[entry["sha256"]].append(entry)
+    return out
