@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_cleaning import _vm, setup, write_csv
-from bench.common import Line, markdown_table, mib, progress, seconds, times
+from bench.bench_cleaning import setup, write_csv
+from bench.common import Line, markdown_table, mib, progress, seconds, times, vm
 from dsm_assets.layout import cache_arrow_file
 
 RSS_GOAL = 1 << 30
@@ -114,7 +114,7 @@ def child(what: str, data: Path, registry: Path, path: Path) -> None:
         raise SystemExit(f"unknown measurement {what}")
     elapsed = time.perf_counter() - start
     # VmHWM, not getrusage's ru_maxrss: Linux carries the parent's peak over into a child's ru_maxrss at exec
-    print(json.dumps({"seconds": elapsed, "peak_rss": _vm(os.getpid(), "VmHWM"), "rows": rows}))
+    print(json.dumps({"seconds": elapsed, "peak_rss": vm(os.getpid(), "VmHWM"), "rows": rows}))
 
 
 def run_child(what: str, data: Path, registry: Path, path: Path, env: dict[str, str] | None = None) -> dict:
