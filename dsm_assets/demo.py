@@ -87,7 +87,7 @@ def summary(registry, instance: dg.DagsterInstance, checks: list, data: Path) ->
             f"{published.get('tag', '?')} ({'new' if published.get('new') else 'unchanged'})",
             f"{published.get('bytes_uploaded', '?')}",
             cached.tag if cached else "?",
-            f"{sharded.count if sharded else '?'} tar",
+            f"{sharded.count} {_shard_kind(sharded.folder)}" if sharded else "?",
             f"{sum(c.passed for c in mine)}/{len(mine)} passed",
         ])
     headers = ["Dataset", "Raw fingerprint", "Cleaned version", "Rows", "Published", "Bytes up", "Cached", "Shards",
@@ -97,3 +97,8 @@ def summary(registry, instance: dg.DagsterInstance, checks: list, data: Path) ->
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _shard_kind(folder: Path) -> str:
+    """`tar` or `tar.gz`: what `shards.compression` (auto: gzip for text rows) wrote in `folder`."""
+    return "tar.gz" if any(folder.glob("*.tar.gz")) else "tar"
