@@ -250,14 +250,16 @@ def base_shards(root: Path) -> Callable[[], dict]:
     folder.mkdir(parents=True)
     rng = random.Random(19)
 
+    # a seeded keep-th of all the row groups of all the files (at least one); only these are read
+    every = [(part, g) for part in parts for g in range(pq.ParquetFile(part).num_row_groups)]
+    groups = every if keep == 1 else sorted(rng.sample(every, max(1, round(keep * len(every)))))
+
     def run() -> dict:
         n = 0
         with wds.ShardWriter(str(folder / "s-%06d.tar"), maxcount=per_shard, verbose=0) as sink:
-            for part in parts:
+            for part, group in groups:
                 pf = pq.ParquetFile(part, pre_buffer=False)
-                every = range(pf.num_row_groups)  # a seeded keep-th of them, at least one; only these are read
-                groups = every if keep == 1 else sorted(rng.sample(every, max(1, round(keep * len(every)))))
-                for batch in (b for g in groups for b in pf.iter_batches(batch_size=4096, row_groups=[g])):
+                for batch in pf.iter_batches(batch_size=4096, row_groups=[group]):
                     for row in batch.to_pylist():
                         text = row.pop("text")
                         sink.write({"__key__": f"sample{n:09d}", "json": json.dumps(row, sort_keys=True).encode(),
