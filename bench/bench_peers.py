@@ -80,10 +80,12 @@ def child(who: str, csv: Path, root: Path) -> None:
     start = time.perf_counter()
     CLEANERS[who](csv, out, root)
     elapsed, peak = time.perf_counter() - start, own_peak_rss()
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    ids = pq.read_table(out, columns=["id"]).column("id")
+    files = sorted(out.glob("*.parquet")) if out.is_dir() else [out]  # ours: a folder of parquet files
+    ids = pa.chunked_array([c for f in files for c in pq.read_table(f, columns=["id"]).column("id").chunks])
     print(json.dumps({"seconds": elapsed, "peak_rss": peak, "rows": len(ids), "id_sum": pc.sum(ids).as_py()}))
 
 
