@@ -95,10 +95,10 @@ def summary(registry, instance: dg.DagsterInstance, checks: list, data: Path) ->
     return format_table(headers, rows)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _shard_kind(folder: Path) -> str:
     """`tar` or `tar.gz`: what `shards.compression` (auto: gzip for text rows) wrote in `folder`."""
     return "tar.gz" if any(folder.glob("*.tar.gz")) else "tar"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
