@@ -103,7 +103,8 @@ def measure(quick: bool = False, rows: int | None = None) -> list[Line]:
         def run(who: str) -> dict:
             progress(f"peers: cleaning {what} with {who}")
             got = run_child(["-m", "bench.bench_peers", "--child", who, str(csv), str(root)], f"peers {who}")
-            (root / f"{who}.parquet").unlink()
+            out = root / f"{who}.parquet"  # ours: a folder of parquet files
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
             return got
 
         mine = run("ours")
