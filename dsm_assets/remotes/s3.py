@@ -120,9 +120,13 @@ class S3Remote(Remote):
     def _upload(self, path: str, key: str, local: Path, digest: str, size: int) -> dict:
         with self._errors(f"upload {path}"), open(local, "rb") as body:
             put = self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
-        if "VersionId" not in put:
+        return {"key": key, "version_id": self._version_id(put), "size": size, "sha256": digest}
+
+    def _version_id(self, response: dict) -> str:
+        """The object version a PUT or copy created; refused when the bucket does not keep versions."""
+        if "VersionId" not in response:
             raise RemoteError(f"s3://{self.bucket}: versioning is not enabled; enable it so versions can pin files")
-        return {"key": key, "version_id": put["VersionId"], "size": size, "sha256": digest}
+        return response["VersionId"]
 
     def _reuse(self, path: str, key: str, held: dict) -> dict | None:
         """The manifest entry for `path` whose content the object version `held` already has: that version itself
@@ -144,9 +148,7 @@ class S3Remote(Remote):
                             held["version_id"], path)
                 return None
             raise self._translate(exc, f"copy {held['key']} to {path}") from None
-        if "VersionId" not in version:
-            raise RemoteError(f"s3://{self.bucket}: versioning is not enabled; enable it so versions can pin files")
-        return {**held, "key": key, "version_id": version["VersionId"]}
+        return {**held, "key": key, "version_id": self._version_id(version)}
 
     def _multipart_copy(self, key: str, source: dict, size: int) -> dict:
         """A server-side copy of an object above CopyObject's 5 GB limit: a multipart upload whose parts are
