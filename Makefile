@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/outputs/dagster_home
 
-.PHONY: demo test soak dev lint bench install clean
+.PHONY: demo test soak dev lint bench bench-large install clean
 
 install: $(STAMP)
 
@@ -37,6 +37,9 @@ dev: $(STAMP)  ## the Dagster UI on http://127.0.0.1:3000, same instance as the 
 
 bench: $(STAMP)  ## benchmarks: one table of ratios, each measured in one run against a baseline on the same data
 	$(BIN)/python -m bench
+
+bench-large: $(STAMP)  ## the hop-by-hop lines on a generated 5 GB CSV (~20 min, ~25 GB of temp disk)
+	$(BIN)/python -m bench --large
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

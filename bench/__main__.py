@@ -1,11 +1,12 @@
 """`make bench`: every benchmark, then ONE table of ratios, each measured in this run against its baseline on
 the same data. Progress goes to stderr, the table (markdown) to stdout.
 
-    .venv/bin/python -m bench [--quick]      (--quick: smaller sizes, for development)
-    .venv/bin/python -m bench --large        (only the hop-by-hop lines, on a 5 GB CSV: peak RSS <= 1 GiB in every
-                                              hop; ~21 minutes on 2 cores, 2026-11-30: the shard hops write
-                                              ~42,000 samples/s and check ~82,000, and the two webdataset
-                                              baselines run on a seeded 100,000 samples, time scaled)"""
+    .venv/bin/python -m bench [--quick]      (make bench; goal: under 10 minutes on 2 cores. --quick: smaller
+                                              sizes, for development)
+    .venv/bin/python -m bench --large        (make bench-large: only the hop-by-hop lines, on a 5 GB CSV, peak
+                                              RSS <= 1 GiB in every hop; ~17-21 minutes on 2 cores, 2026-11-30,
+                                              the two webdataset baselines on a seeded 100,000 samples, time
+                                              scaled)"""
 
 from __future__ import annotations
 

@@ -26,10 +26,11 @@ result is wrong (a check fails, rows differ) ends the bench: a broken hop never 
 Goals: peak RSS <= 1 GiB in every hop (the point of --large, a 5 GB CSV); `load` also takes no more time
 and no more memory than `datasets.load_dataset` of the same cache folder. The sizes: --quick 10 MB,
 default 30 MB, --large 5 GB. The two webdataset baselines are per-sample Python (~1,200-2,400 samples a
-second on this machine), so above SUBSET_ROWS samples they run on a seeded subset (ShardWriter: a seeded
-choice of the parquet's row groups; the read: the first samples of every shard) and their time is scaled to
-every sample, which the line says. The shards line also wants ≥ 3× ShardWriter's speed, the shard checks
-line a time ≤ write_shards', and a line compares the shard bytes with the parquet's uncompressed size."""
+second on this machine), so above SUBSET_ROWS samples (20,000; --large 100,000) they run on a seeded
+subset (ShardWriter: a seeded choice of the parquet's row groups; the read: the first samples of every
+shard) and their time is scaled to every sample, which the line says. The shards line also wants ≥ 3×
+ShardWriter's speed, the shard checks line a time ≤ write_shards', and a line compares the shard bytes with
+the parquet's uncompressed size."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ RSS_GOAL = 1 << 30
 SIZES_MB = {"quick": 10, "default": 30, "large": 5000}
 ROW_BYTES = 275  # the generator's average row
 MB_PER_SHARD = 256  # one shard per 256 MB of CSV, at least 4
-SUBSET_ROWS = 100_000  # the webdataset baselines (per-sample Python, ~2,000 samples/s) run on this many samples
+# the webdataset baselines (per-sample Python, ~2,000 samples/s) run on this many samples, time scaled
+SUBSET_ROWS = {"quick": 20_000, "default": 20_000, "large": 100_000}
 
 # ------------------------------------------------------------------ the steps (each runs in its own child)
 # A step takes the bench root and returns the call to time; the call returns what the parent reports.
@@ -243,7 +245,7 @@ def base_shards(root: Path) -> Callable[[], dict]:
     spec, cache = _spec(root), _load(root, "cache")
     parts = sorted((cache.path / "data").glob("*.parquet"))
     rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
-    keep = min(1.0, SUBSET_ROWS / max(1, rows))
+    keep = min(1.0, _load(root, "subset_rows") / max(1, rows))
     per_shard = -(-int(rows * keep) // max(1, min(spec.shards.count, rows)))
     index = {label: i for i, label in enumerate(spec.cleaning.labels.allowed)}
     folder = root / "scratch" / "shards"
@@ -287,7 +289,8 @@ def base_shard_checks(root: Path) -> Callable[[], dict]:
     shards = _load(root, "shards")
     total = shards.manifest["total_samples"]
     urls = [str(shards.folder / s["name"]) for s in shards.manifest["shards"]]
-    each = None if total <= SUBSET_ROWS else -(-SUBSET_ROWS // len(urls))
+    subset = _load(root, "subset_rows")
+    each = None if total <= subset else -(-subset // len(urls))
 
     def run() -> dict:
         if each is None:
@@ -379,9 +382,9 @@ def _csv(root: Path) -> Path:
     return root / "data" / "raw" / NAME / "reviews.csv"
 
 
-def setup(root: Path, megabytes: float) -> tuple[int, int]:
-    """The registry (bench_cleaning's text_reviews entry; no estimated_size, one shard per 256 MB) and the
-    CSV. (rows, bytes) of the CSV."""
+def setup(root: Path, megabytes: float, subset_rows: int) -> tuple[int, int]:
+    """The registry (bench_cleaning's text_reviews entry; no estimated_size, one shard per 256 MB), the
+    webdataset baselines' subset size, and the CSV. (rows, bytes) of the CSV."""
     import yaml
 
     from bench.bench_cleaning import setup as cleaning_setup
@@ -395,6 +398,7 @@ def setup(root: Path, megabytes: float) -> tuple[int, int]:
     registry.write_text(yaml.safe_dump(doc))
     for folder in ("state", "scratch", "outputs", "hf"):
         (root / folder).mkdir()
+    _save(root, "subset_rows", subset_rows)
     progress(f"hops: generating a {megabytes:g} MB CSV")
     return write_csv(_csv(root), rows=int(megabytes * 1e6 / ROW_BYTES))
 
@@ -411,10 +415,11 @@ def _run(root: Path, step: str) -> dict:
 
 def measure(quick: bool = False, large: bool = False, mb: float | None = None,
             ) -> list[Line]:
-    megabytes = mb or SIZES_MB["large" if large else "quick" if quick else "default"]
+    sizes = "large" if large else "quick" if quick else "default"
+    megabytes = mb or SIZES_MB[sizes]
     root = Path(tempfile.mkdtemp(prefix="dsm-bench-hops-"))
     try:
-        rows_csv, size = setup(root, megabytes)
+        rows_csv, size = setup(root, megabytes, SUBSET_ROWS[sizes])
         what = f"{size / 1e6:,.0f} MB CSV, {rows_csv / 1e6:.2g} M rows"
         lines, peaks, cleaned_rows = [], [], None
         for hop, (_, ours_what, _, base_what) in HOPS.items():

@@ -1,7 +1,7 @@
 """`dsm_assets.load` vs `datasets.load_dataset(<cache folder>)`, and the peak memory of the checks, round_trip
 and the cache hop vs `pyarrow.parquet.read_table` of the same file, on a generated text dataset.
 
-    .venv/bin/python -m bench.bench_load [--quick] [--mb 1000]
+    .venv/bin/python -m bench.bench_load [--quick] [--mb 300]
 
 The data is bench_cleaning's review-like CSV (`--mb` MB of it; --quick: 60 MB), cleaned, published on the
 local remote, recorded as verified and cached the real way (the core functions). Every measurement runs in a
@@ -128,7 +128,7 @@ def run_child(what: str, data: Path, registry: Path, path: Path, env: dict[str, 
 
 
 def measure(quick: bool = False, mb: int | None = None) -> list[Line]:
-    megabytes = mb or (60 if quick else 1000)
+    megabytes = mb or (60 if quick else 300)
     root = Path(tempfile.mkdtemp(prefix="dsm-bench-load-"))
     try:
         data, registry, cleaned, folder = build(root, megabytes)
