@@ -16,7 +16,8 @@ re-hashed) and names the folder's content hash and rows: anything else is rebuil
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import pyarrow as pa
 from dsm_assets import atomic, seals
 from dsm_assets.contenthash import TableHasher
 from dsm_assets.layout import cache_arrow_file, cache_arrow_seal
-from dsm_assets.parquet_stream import files_batches, open_parquet
+from dsm_assets.parquet_stream import files_batches, open_parquet, read_ahead
 
 FORMAT = 1  # bump when the file's layout changes: older files are rebuilt
 
@@ -55,6 +56,14 @@ class Unreadable(Exception):
     """A parquet file to convert cannot be read (opened, decoded, or a page checksum fails): the caller names it."""
 
 
+def _readable(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """`batches`, a decoding or checksum failure raised as Unreadable."""
+    try:
+        yield from batches
+    except (pa.ArrowException, OSError) as exc:
+        raise Unreadable(str(exc)) from None
+
+
 def write(parquets: Sequence[Path], arrow: Path, seal_path: Path, *, content_hash: str,
           verify_checksums: bool = True) -> tuple[str, int]:
     """Convert `parquets` (in order) to the Arrow stream file `arrow`, a batch at a time, hashing as it goes.
@@ -69,18 +78,15 @@ def write(parquets: Sequence[Path], arrow: Path, seal_path: Path, *, content_has
         raise Unreadable(str(exc)) from None
     schema = parts[0].schema_arrow  # with its `huggingface` metadata: the features travel with the file
     hasher = TableHasher(schema)
-    batches = files_batches(parts)
     with atomic.temp_beside(arrow.parent, suffix="-" + arrow.name) as tmp:
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-            while True:
-                try:
-                    batch = next(batches, None)
-                except (pa.ArrowException, OSError) as exc:
-                    raise Unreadable(str(exc)) from None
-                if batch is None:
-                    break
+        # three things at once on a cold load: a worker decodes the parquet, this thread hashes and writes
+        # each batch, and the kernel flushes what was written (the commit's fsync then waits for the tail only)
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer, \
+                atomic.Writeback(tmp) as flushing, closing(read_ahead(_readable(files_batches(parts)))) as batches:
+            for batch in batches:
                 hasher.update(batch)
                 writer.write_batch(batch)
+                flushing.wrote(sink.tell())
         got = hasher.hexdigest()
         if got != content_hash:
             return got, hasher.rows

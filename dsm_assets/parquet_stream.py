@@ -10,14 +10,19 @@ instead of per row group: a file read once, in order, gains nothing from it)."""
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 BATCH_BYTES = 8 << 20  # uncompressed bytes a batch aims at (32 MiB: ~50-90 MiB more peak RSS, no faster)
 MAX_BATCH_ROWS = 1 << 16
+T = TypeVar("T")
+_END = object()
 
 
 def batch_rows(pf: pq.ParquetFile, columns: Sequence[str] | None = None) -> int:
@@ -51,3 +56,44 @@ def files_batches(files: Iterable[pq.ParquetFile]) -> Iterator[pa.RecordBatch]:
     """Every batch of several files, in order."""
     for pf in files:
         yield from iter_batches(pf)
+
+
+def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """`items`, produced by a worker thread at most `depth` ahead of the consumer: parquet decoding releases
+    the GIL, so it overlaps with whatever the consumer does with each batch (memory stays bounded: depth + 2
+    batches). The worker's exception is raised by the consumer's next(); closing this generator (use
+    `contextlib.closing`) stops the worker."""
+    ready: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[object, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_END, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put((_END, exc))
+
+    worker = threading.Thread(target=work, name="read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = ready.get()
+            if exc is not None:
+                raise exc
+            if item is _END:
+                return
+            yield cast(T, item)
+    finally:
+        stop.set()
+        worker.join()
