@@ -58,42 +58,55 @@ def files_batches(files: Iterable[pq.ParquetFile]) -> Iterator[pa.RecordBatch]:
         yield from iter_batches(pf)
 
 
-def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """`items`, produced by a worker thread at most `depth` ahead of the consumer: parquet decoding releases
-    the GIL, so it overlaps with whatever the consumer does with each batch (memory stays bounded: depth + 2
-    batches). The worker's exception is raised by the consumer's next(); closing this generator (use
-    `contextlib.closing`) stops the worker."""
-    ready: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class ReadAhead(Iterator[T]):
+    """`items`, produced by a worker thread (started at once) at most `depth` ahead of the consumer: parquet
+    decoding releases the GIL, so it overlaps with whatever the consumer does with each batch. The worker's
+    exception is raised by the consumer's next(); `close` (or leaving a `with`) stops the worker."""
 
-    def put(entry: tuple[object, BaseException | None]) -> bool:
-        while not stop.is_set():
+    def __init__(self, items: Iterator[T], depth: int = 2) -> None:
+        self._ready: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._worker = threading.Thread(target=self._work, args=(items,), name="read-ahead", daemon=True)
+        self._worker.start()
+
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        item, exc = self._ready.get()
+        if exc is not None or item is _END:
+            self._done = True
+            if exc is not None:
+                raise exc
+            raise StopIteration
+        return cast(T, item)
+
+    def close(self) -> None:
+        self._done = True
+        self._stop.set()
+        self._worker.join()
+
+    def __enter__(self) -> ReadAhead[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _work(self, items: Iterator[T]) -> None:
+        try:
+            for item in items:
+                if not self._put((item, None)):
+                    return
+            self._put((_END, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put((_END, exc))
+
+    def _put(self, entry: tuple[object, BaseException | None]) -> bool:
+        while not self._stop.is_set():
             try:
-                ready.put(entry, timeout=0.1)
+                self._ready.put(entry, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def work() -> None:
-        try:
-            for item in items:
-                if not put((item, None)):
-                    return
-            put((_END, None))
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put((_END, exc))
-
-    worker = threading.Thread(target=work, name="read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item, exc = ready.get()
-            if exc is not None:
-                raise exc
-            if item is _END:
-                return
-            yield cast(T, item)
-    finally:
-        stop.set()
-        worker.join()

@@ -1,11 +1,11 @@
-"""`arrow_cache.write` converts parquet to the Arrow copy through a read-ahead worker, flushing as it writes:
-many small batches arrive in order and hash as the table does, a file that fails mid-stream is Unreadable
-and leaves nothing behind, and a writing error stops the worker."""
+"""`arrow_cache.write` converts parquet to the Arrow copy through a ReadAhead worker, flushing as it writes:
+many small batches arrive in order and hash as the table does, the seal hashes the bytes written, and a file
+that fails mid-stream (to decode, or the content hash) leaves nothing behind and no thread running."""
 
 from __future__ import annotations
 
+import json
 import threading
-from contextlib import closing
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,6 +13,7 @@ import pytest
 
 from dsm_assets import arrow_cache, atomic, parquet_stream
 from dsm_assets.contenthash import hash_table
+from dsm_assets.fingerprint import hash_file
 
 
 def table(start: int, n: int) -> pa.Table:
@@ -40,6 +41,7 @@ def test_many_batches_arrive_in_order_and_hash_as_the_table(parts, tmp_path, mon
     assert (got, rows) == (hash_table(whole), whole.num_rows)
     assert pa.ipc.open_stream(arrow.read_bytes()).read_all().equals(whole)
     assert arrow_cache.problem(arrow, seal, content_hash=got, rows=rows) is None
+    assert json.loads(seal.read_text())["file"]["xxh3_128"] == hash_file(arrow)  # hashed as written
     assert flushes  # flushed while writing, not only by the commit's fsync
 
 
@@ -54,15 +56,31 @@ def test_a_file_broken_mid_stream_is_unreadable_and_leaves_nothing(parts, tmp_pa
     assert [t.name for t in threading.enumerate() if t.name in ("read-ahead", "writeback")] == []
 
 
+def test_a_flipped_byte_no_decoder_notices_fails_the_content_hash(tmp_path):
+    """Page checksums are not verified in the conversion: the content hash catches what they would."""
+    whole = table(0, 4000)
+    path = tmp_path / "train.parquet"
+    pq.write_table(whole, path, compression="none", write_page_checksum=True)
+    raw = path.read_bytes()
+    path.write_bytes(raw.replace(b"row 3001 ", b"row 3001!", 1))  # still valid UTF-8, same length
+    out = tmp_path / "out"
+    got, rows = arrow_cache.write([path], out / "train.arrow", out / "seal.json", content_hash=hash_table(whole))
+    assert got != hash_table(whole) and rows == whole.num_rows
+    assert list(out.iterdir()) == []
+
+
 def test_read_ahead_keeps_order_raises_the_workers_error_and_stops_when_closed():
-    assert list(parquet_stream.read_ahead(iter(range(100)), depth=3)) == list(range(100))
+    assert list(parquet_stream.ReadAhead(iter(range(100)), depth=3)) == list(range(100))
 
     def failing():
         yield 1
         raise ValueError("bad page")
 
+    ahead = parquet_stream.ReadAhead(failing())
+    assert next(ahead) == 1
     with pytest.raises(ValueError, match="bad page"):
-        list(parquet_stream.read_ahead(failing()))
+        next(ahead)
+    assert list(ahead) == []
     produced = []
 
     def endless():
@@ -70,7 +88,8 @@ def test_read_ahead_keeps_order_raises_the_workers_error_and_stops_when_closed()
             produced.append(len(produced))
             yield produced[-1]
 
-    with closing(parquet_stream.read_ahead(endless(), depth=2)) as ahead:
+    with parquet_stream.ReadAhead(endless(), depth=2) as ahead:
         assert next(ahead) == 0
     assert len(produced) <= 5  # the worker stopped, a few items ahead at most
     assert not any(t.name == "read-ahead" for t in threading.enumerate())
+
