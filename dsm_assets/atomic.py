@@ -11,6 +11,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,30 @@ class Writeback:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Fsyncs:
+    """fsyncs files in a background thread, in the order added, while the caller goes on (the next download,
+    hashing, converting): `wait` returns once every file added is on disk, raising the first error. Leaving
+    the block without `wait` drops the files not synced yet (the caller is failing)."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync")
+        self._pending: list[Future[None]] = []
+
+    def add(self, path: Path) -> None:
+        self._pending.append(self._pool.submit(fsync_file, path))
+
+    def wait(self) -> None:
+        for done in self._pending:
+            done.result()
+        self._pending.clear()
+
+    def __enter__(self) -> Fsyncs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def fsync_file(path: Path) -> None:
