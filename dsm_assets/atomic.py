@@ -9,11 +9,14 @@ import os
 import secrets
 import shutil
 import socket
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 TEMP_PREFIX = ".tmp-"
+WRITEBACK_STEP = 64 << 20  # bytes written between background flushes
 
 
 @contextlib.contextmanager
@@ -81,6 +84,69 @@ def commit_dir(tmp: Path, target: Path) -> None:
     fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+class Writeback:
+    """Flushes a file being written to disk in a background thread, a `step` of bytes at a time, so that the
+    disk works while the writer computes and `commit`'s fsync waits for the tail only. An error of a flush is
+    raised by `close` (the kernel reports a writeback error once: to the flush that met it)."""
+
+    def __init__(self, path: Path, step: int | None = None) -> None:
+        self._fd = os.open(path, os.O_RDONLY)
+        self._step, self._flushed = step or WRITEBACK_STEP, 0
+        self._thread: threading.Thread | None = None
+        self._error: OSError | None = None
+
+    def wrote(self, size: int) -> None:
+        """The file now holds `size` bytes: start a flush if a step has been written since the last one."""
+        if size - self._flushed < self._step or (self._thread is not None and self._thread.is_alive()):
+            return
+        self._flushed = size
+        self._thread = threading.Thread(target=self._flush, name="writeback", daemon=True)
+        self._thread.start()
+
+    def _flush(self) -> None:
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            self._error = exc
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        os.close(self._fd)
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> Writeback:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Fsyncs:
+    """fsyncs files in a background thread, in the order added, while the caller goes on (the next download,
+    hashing, converting): `wait` returns once every file added is on disk, raising the first error. Leaving
+    the block without `wait` drops the files not synced yet (the caller is failing)."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync")
+        self._pending: list[Future[None]] = []
+
+    def add(self, path: Path) -> None:
+        self._pending.append(self._pool.submit(fsync_file, path))
+
+    def wait(self) -> None:
+        for done in self._pending:
+            done.result()
+        self._pending.clear()
+
+    def __enter__(self) -> Fsyncs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def fsync_file(path: Path) -> None:

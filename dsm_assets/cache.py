@@ -156,26 +156,19 @@ def _download(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, targe
     tmp = target.parent / f"{atomic.TEMP_PREFIX}{secrets.token_hex(6)}"
     tmp.mkdir()
     try:
-        files = {}
-        for path, size in sorted(remote.list_files(commit).items()):
-            dest = tmp / path
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            remote.download(commit, path, dest)
-            if dest.stat().st_size != size:
-                raise CacheError(f"{remote.url}: {path} at {commit[:12]} downloaded as {dest.stat().st_size} bytes, "
-                                 f"expected {size}; the previous cache is unchanged")
-            atomic.fsync_file(dest)
-            files[path] = {"size": size, "sha256": sha256_file(dest)}
-        info = json.loads((tmp / INFO_PATH).read_text())
-        try:  # one pass, a batch at a time: verifies the content hash and writes load's Arrow copy
-            content_hash, rows = arrow_cache.write([tmp / p for p in data_parquet(files)], cache_arrow_file(tmp),
-                                                   cache_arrow_seal(tmp), content_hash=info["content_hash"])
-        except arrow_cache.Unreadable as exc:
-            raise CacheError(f"{remote.url}: the data at {commit[:12]} is unreadable ({exc}); the previous cache "
-                             "is unchanged") from None
-        if content_hash != info["content_hash"]:
-            raise CacheError(f"{remote.url}: the data at {commit[:12]} does not match its content hash "
-                             f"{info['content_hash'][:12]}; the previous cache is unchanged")
+        with atomic.Fsyncs() as synced:  # each download reaches the disk while the next one runs
+            files = _fetch(remote, commit, tmp, synced)
+            info = json.loads((tmp / INFO_PATH).read_text())
+            try:  # one pass, a batch at a time: verifies the content hash and writes load's Arrow copy
+                content_hash, rows = arrow_cache.write([tmp / p for p in data_parquet(files)], cache_arrow_file(tmp),
+                                                       cache_arrow_seal(tmp), content_hash=info["content_hash"])
+            except arrow_cache.Unreadable as exc:
+                raise CacheError(f"{remote.url}: the data at {commit[:12]} is unreadable ({exc}); the previous "
+                                 "cache is unchanged") from None
+            if content_hash != info["content_hash"]:
+                raise CacheError(f"{remote.url}: the data at {commit[:12]} does not match its content hash "
+                                 f"{info['content_hash'][:12]}; the previous cache is unchanged")
+            synced.wait()  # every file on disk before the manifest that vouches for them
         manifest = {"dataset": spec.name, "version": tag, "commit": commit, "remote": remote.url,
                     "url": remote.version_url(tag),
                     "content_hash": info["content_hash"], "rows": rows, "files": files,
@@ -189,6 +182,22 @@ def _download(spec: DatasetSpec, remote: Remote, *, tag: str, commit: str, targe
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _fetch(remote: Remote, commit: str, tmp: Path, synced: atomic.Fsyncs) -> dict[str, dict[str, Any]]:
+    """Download every file of `commit` into `tmp`, each size checked and handed to `synced`; the manifest's
+    entries (size, sha256)."""
+    files = {}
+    for path, size in sorted(remote.list_files(commit).items()):
+        dest = tmp / path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        remote.download(commit, path, dest)
+        if dest.stat().st_size != size:
+            raise CacheError(f"{remote.url}: {path} at {commit[:12]} downloaded as {dest.stat().st_size} bytes, "
+                             f"expected {size}; the previous cache is unchanged")
+        synced.add(dest)
+        files[path] = {"size": size, "sha256": sha256_file(dest)}
+    return files
 
 
 def _ensure_arrow(folder: Path) -> None:

@@ -19,6 +19,9 @@ from dsm_assets.arrow_types import type_name
 
 # Bump whenever the digest of the same data would change: stored versions and reuse keys depend on it.
 HASH_VERSION = "1"
+# a fixed-width value is hashed by its bits, read as the integer of its width
+_INTS = {8: (pa.int8(), np.int8), 16: (pa.int16(), np.int16), 32: (pa.int32(), np.int32),
+         64: (pa.int64(), np.int64)}
 
 
 class TableHasher:
@@ -48,10 +51,9 @@ class TableHasher:
     def _feed(self, key: str, arr: pa.Array) -> None:
         dtype = arr.type
         # fed for every chunk, nulls or not, so the digest cannot depend on where chunks split
-        self._stream(key + "#valid").update(pc.is_valid(arr).to_numpy(zero_copy_only=False).tobytes())
+        self._stream(key + "#valid").update(_valid(arr))
         if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
-            lengths = pc.fill_null(pc.list_value_length(arr), 0).cast(pa.int64())
-            self._stream(key + "#len").update(lengths.to_numpy().tobytes())
+            self._stream(key + "#len").update(_filled(pc.list_value_length(arr).cast(pa.int64()), np.int64))
             self._feed(key + "[]", arr.flatten())
         elif pa.types.is_struct(dtype):
             # each child as a column of its own; flatten() applies the slice offset and the parent's nulls
@@ -61,24 +63,49 @@ class TableHasher:
                 or pa.types.is_large_binary(dtype):
             self._feed_binary(key, arr)
         elif pa.types.is_boolean(dtype):
-            self._stream(key).update(pc.fill_null(arr, False).to_numpy(zero_copy_only=False).tobytes())
+            self._stream(key).update(_filled(pc.cast(arr, pa.uint8()), np.uint8))
+        elif pa.types.is_primitive(dtype) and dtype.bit_width in _INTS:
+            arrow_int, numpy_int = _INTS[dtype.bit_width]
+            self._stream(key).update(_filled(arr.view(arrow_int), numpy_int))
         elif pa.types.is_primitive(dtype):
-            width = dtype.bit_width
-            as_int = arr.view(pa.int32() if width == 32 else pa.int64()) if width in (32, 64) else arr
-            values = pc.fill_null(as_int, 0).to_numpy(zero_copy_only=False)
+            values = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False)
             self._stream(key).update(np.ascontiguousarray(values).tobytes())
         else:  # rare types: fall back to their Python values
             self._stream(key).update(repr(arr.to_pylist()).encode())
 
     def _feed_binary(self, key: str, arr: pa.Array) -> None:
-        filled = pc.fill_null(arr, "" if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) else b"")
-        large = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
-        offsets_type = np.int64 if large else np.int32
-        _, offsets_buf, data_buf = filled.buffers()
-        offsets = np.frombuffer(offsets_buf, dtype=offsets_type)[filled.offset: filled.offset + len(filled) + 1]
-        self._stream(key + "#len").update(np.diff(offsets).astype(np.int64).tobytes())
+        width = np.int64 if pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type) else np.int32
+        if arr.null_count and np.diff(_offsets(arr, width))[~_valid(arr).view(bool)].any():  # bytes under a null
+            arr = pc.fill_null(arr, "" if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) else b"")
+        offsets, data_buf = _offsets(arr, width), arr.buffers()[2]
+        self._stream(key + "#len").update(np.diff(offsets).astype(np.int64))
         if data_buf is not None and len(offsets):
             self._stream(key).update(memoryview(data_buf)[int(offsets[0]): int(offsets[-1])])
+
+
+# Arrays are read from their buffers, not through Array.to_numpy or pc.fill_null with a Python value: both
+# import pandas, ~0.5 s in a process that had not (the cache hop, the checks).
+def _raw(arr: pa.Array, dtype: type[np.generic]) -> np.ndarray:
+    """The values of a fixed-width array (whatever lies under its nulls)."""
+    if not len(arr):
+        return np.empty(0, dtype)
+    return np.frombuffer(arr.buffers()[1], dtype=dtype)[arr.offset: arr.offset + len(arr)]
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    """One byte a value, 1 where `arr` is not null (as a numpy bool array holds it)."""
+    return _raw(pc.cast(pc.is_valid(arr), pa.uint8()), np.uint8)
+
+
+def _filled(arr: pa.Array, dtype: type[np.generic]) -> np.ndarray:
+    """The values of a fixed-width array, 0 in its null slots."""
+    values = _raw(arr, dtype)
+    return np.where(_valid(arr).view(bool), values, dtype(0)) if arr.null_count else values
+
+
+def _offsets(arr: pa.Array, dtype: type[np.generic]) -> np.ndarray:
+    """The len + 1 offsets of a string or binary array."""
+    return np.frombuffer(arr.buffers()[1], dtype=dtype)[arr.offset: arr.offset + len(arr) + 1]
 
 
 def hash_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> tuple[str, int]:

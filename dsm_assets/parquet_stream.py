@@ -10,14 +10,19 @@ instead of per row group: a file read once, in order, gains nothing from it)."""
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 BATCH_BYTES = 8 << 20  # uncompressed bytes a batch aims at (32 MiB: ~50-90 MiB more peak RSS, no faster)
 MAX_BATCH_ROWS = 1 << 16
+T = TypeVar("T")
+_END = object()
 
 
 def batch_rows(pf: pq.ParquetFile, columns: Sequence[str] | None = None) -> int:
@@ -51,3 +56,57 @@ def files_batches(files: Iterable[pq.ParquetFile]) -> Iterator[pa.RecordBatch]:
     """Every batch of several files, in order."""
     for pf in files:
         yield from iter_batches(pf)
+
+
+class ReadAhead(Iterator[T]):
+    """`items`, produced by a worker thread (started at once) at most `depth` ahead of the consumer: parquet
+    decoding releases the GIL, so it overlaps with whatever the consumer does with each batch. The worker's
+    exception is raised by the consumer's next(); `close` (or leaving a `with`) stops the worker."""
+
+    def __init__(self, items: Iterator[T], depth: int = 2) -> None:
+        self._ready: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._worker = threading.Thread(target=self._work, args=(items,), name="read-ahead", daemon=True)
+        self._worker.start()
+
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        item, exc = self._ready.get()
+        if exc is not None or item is _END:
+            self._done = True
+            if exc is not None:
+                raise exc
+            raise StopIteration
+        return cast(T, item)
+
+    def close(self) -> None:
+        self._done = True
+        self._stop.set()
+        self._worker.join()
+
+    def __enter__(self) -> ReadAhead[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _work(self, items: Iterator[T]) -> None:
+        try:
+            for item in items:
+                if not self._put((item, None)):
+                    return
+            self._put((_END, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put((_END, exc))
+
+    def _put(self, entry: tuple[object, BaseException | None]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+

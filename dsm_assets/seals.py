@@ -14,10 +14,10 @@ from typing import Any, Protocol
 from dsm_assets.fingerprint import hash_file
 
 
-def seal(path: Path) -> dict[str, Any]:
-    """The seal of a file just written."""
+def seal(path: Path, *, xxh3_128: str | None = None) -> dict[str, Any]:
+    """The seal of a file just written; `xxh3_128`: its hash, when the writer hashed the bytes it wrote."""
     st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "xxh3_128": hash_file(path)}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "xxh3_128": xxh3_128 or hash_file(path)}
 
 
 def broken(path: Path, sealed: Any) -> str | None:

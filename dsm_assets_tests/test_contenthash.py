@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -98,3 +102,39 @@ def test_a_struct_differs_from_its_swapped_values():
                                                     {"bytes": b"\x89PNG4", "path": None},
                                                     {"bytes": b"\x89PNG5", "path": "e.png"}], MEDIA))
     assert len({hash_table(t), hash_table(moved), hash_table(null_child)}) == 3
+
+
+def mixed(n: int = 40) -> pa.Table:
+    return pa.table({
+        "i8": pa.array([i if i % 3 else None for i in range(n)], pa.int8()),
+        "u16": pa.array([i if i % 5 else None for i in range(n)], pa.uint16()),
+        "f16": pa.array(np.arange(n, dtype=np.float16)),
+        "ts": pa.array([i * 1000 if i % 6 else None for i in range(n)], pa.timestamp("ms")),
+        "ls": pa.array([f"s{i}" if i % 3 else None for i in range(n)], pa.large_string()),
+        "bin": pa.array([bytes([i]) * (i % 4) if i % 7 else None for i in range(n)], pa.binary()),
+        "b": pa.array([bool(i % 2) if i % 3 else None for i in range(n)]),
+        "ll": pa.array([[i] * (i % 3) if i % 5 else None for i in range(n)], pa.large_list(pa.int32())),
+    })
+
+
+PINNED = ["1b5ef4dfba3e88ed053641643d3d63bb", "7b86f698f51d3b7b66485f6501035c11", "a760f228e20e61d975f4ea1069958973",
+          "23a29f22807604718a2ff20323fb4f38"]  # as HASH_VERSION 1 computed them before reading buffers directly
+
+
+def test_digests_are_pinned_across_types_and_slices():
+    """Stored versions depend on these: a change of the digest of the same data must bump HASH_VERSION."""
+    t = mixed()
+    assert [hash_table(t), hash_table(t.slice(5, 20)), hash_table(t.slice(0, 0)), hash_table(sample())] == PINNED
+
+
+def test_bytes_under_a_null_string_do_not_count():
+    offsets = pa.py_buffer(np.array([0, 1, 4, 5], np.int32))
+    junk = pa.Array.from_buffers(pa.string(), 3, [pa.py_buffer(bytes([0b101])), offsets, pa.py_buffer(b"aJUNb")])
+    assert hash_table(pa.table({"j": junk})) == hash_table(pa.table({"j": pa.array(["a", None, "b"])}))
+
+
+def test_hashing_does_not_import_pandas(tmp_path):
+    pq.write_table(sample(), tmp_path / "s.parquet")
+    code = ("import sys, pyarrow.parquet as pq; from dsm_assets.contenthash import hash_table; "
+            f"hash_table(pq.ParquetFile({str(tmp_path / 's.parquet')!r}).read()); print('pandas' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
