@@ -82,7 +82,8 @@ def to_schema(spec: DatasetSpec, path: Path, batch: pa.RecordBatch, rows: np.nda
         target = schema.field(name).type if name in spec.schema else column.type
         if is_text(column.type):
             column = pc.utf8_trim_whitespace(column)
-            column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
+            # by length: comparing with "" is ~100x slower on 4 MiB batches of long texts
+            column = pc.if_else(pc.equal(pc.binary_length(column), 0), pa.scalar(None, column.type), column)
         if name in spec.media_columns() and _is_binary(column.type):
             column = media_from_bytes(column)  # a plain binary column: the bytes, no path
         if column.type != target:
