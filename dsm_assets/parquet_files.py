@@ -146,13 +146,12 @@ def _window(data: np.ndarray, at: np.ndarray, ends: np.ndarray) -> np.ndarray:
         data = np.concatenate([data, np.zeros(8 - len(data), dtype=np.uint8)])
     words = np.ndarray((len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
     clamped = np.minimum(at, len(data) - 8)
-    word = words[clamped]  # whole where 8 bytes fit before `ends` (then `at` + 8 <= the buffer's end: unclamped)
-    short = np.flatnonzero(ends - at < 8)  # shift and mask only the windows of fewer bytes
-    if len(short):
-        at, clamped = at[short], clamped[short]
-        count = np.clip(ends[short] - at, 0, 8).astype(np.uint64)
-        word[short] = (word[short] >> ((at - clamped).astype(np.uint64) * _U64(8))) \
-            & ((_U64(1) << (count * _U64(8))) - _U64(1))
+    word = words[clamped]
+    count = ends - at
+    if (count < 8).any():  # else every window is whole (and `at` + 8 <= the buffer's end: unclamped)
+        count = np.clip(count, 0, 8).astype(np.uint64)
+        keep = np.where(count >= 8, _U64(0xFFFFFFFFFFFFFFFF), (_U64(1) << (count * _U64(8))) - _U64(1))
+        word = (word >> ((at - clamped).astype(np.uint64) * _U64(8))) & keep
     return word
 
 
