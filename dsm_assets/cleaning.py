@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,7 +41,6 @@ from dsm_assets.registry import DatasetSpec
 from dsm_assets.sources import RawBatch, read_source, resolve_files
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # 2: the stats sidecar keeps the schema in column order; 3: composite dedupe keys cannot collide; 4: media values
 # probed and dropped, datasets features and page checksums in the parquet, registry type names in the schema,
@@ -132,14 +131,13 @@ def _clean(spec: DatasetSpec, data_dir: Path, block_size: int) -> CleanResult:
         writer = ParquetFiles(tmp, schema.with_metadata(schema_metadata(spec.schema)),
                               file_size=spec.cleaning.file_size or auto_file_size(fingerprint.bytes),
                               media=bool(spec.media_columns()))
-        # three stages overlap: a thread reads (parses, casts) the next batch, this one cleans a batch, and one
-        # thread writes (compresses) and hashes the batch before; the pool closes, waiting for the last write,
-        # before the files are closed
+        # one thread writes (compresses) and hashes a batch while this one reads and cleans the next; the
+        # pool closes, waiting for the last write, before the files are closed
         with _closed_on_error(writer), ThreadPoolExecutor(1) as pool:
             preview: list[dict[str, Any]] = []
             written = None
-            batches = _batches(read_source(spec, files, block_size), schema.names, block_size)
-            for batch, invalid_utf8, skipped in _read_ahead(batches):
+            for batch, invalid_utf8, skipped in _batches(read_source(spec, files, block_size), schema.names,
+                                                         block_size):
                 rows_in += batch.num_rows + invalid_utf8 + sum(skipped.values())
                 rules.dropped["invalid_utf8"] += invalid_utf8
                 rules.dropped.update(skipped)
@@ -201,17 +199,6 @@ def _intact(folder: Path, sealed: Any, digests: dict[str, str]) -> bool:
 def _write(writer: ParquetFiles, hasher: TableHasher, batch: pa.RecordBatch) -> None:
     writer.write(batch)
     hasher.update(batch)
-
-
-def _read_ahead(items: Iterator[T]) -> Iterator[T]:
-    """`items`, the next one produced in a thread while the caller handles this one: pyarrow's reading and
-    casts release the GIL, so they overlap the cleaning. An error reading comes out where the item would."""
-    end = object()
-    with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(next, items, end)
-        while (item := pending.result()) is not end:
-            pending = pool.submit(next, items, end)
-            yield item  # type: ignore[misc]
 
 
 def _batches(raws: Iterator[RawBatch], names: list[str],

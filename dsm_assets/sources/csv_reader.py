@@ -38,9 +38,7 @@ def read_csv(spec: DatasetSpec, path: Path, block_size: int) -> Iterator[RawBatc
     options = pacsv.ConvertOptions(column_types={c: pa.binary() for c in header},
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
     try:
-        # parsed in the calling thread: cleaning reads ahead in a thread of its own (pyarrow's threads cost
-        # more CPU time here than they save)
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=block_size, use_threads=False),
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=block_size),
                                 parse_options=pacsv.ParseOptions(newlines_in_values=True), convert_options=options)
         next_row = 1
         for batch in reader:
