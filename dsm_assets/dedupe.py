@@ -6,6 +6,8 @@ a row: among 10^10 distinct keys the chance of one is ~10^-19 with 128 bits, nea
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,10 +47,7 @@ def key_hashes(keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     typ = keys.type
     large = pa.types.is_large_string(typ) or pa.types.is_large_binary(typ)
     if large or pa.types.is_string(typ) or pa.types.is_binary(typ):
-        values = keys.view(pa.large_binary() if large else pa.binary())
-        values = pc.fill_null(values, b"") if values.null_count else values
-        digests = b"".join(map(xxhash.xxh3_128_digest, values.to_pylist()))
-        hi, lo = np.frombuffer(digests, dtype=np.uint64).reshape(-1, 2).T.copy()
+        hi, lo = np.frombuffer(_digests(keys, large), dtype=np.uint64).reshape(-1, 2).T.copy()
     elif pa.types.is_boolean(typ) or (pa.types.is_primitive(typ) and typ.bit_width in (8, 16, 32, 64)):
         bits = keys.cast(pa.uint8()) if pa.types.is_boolean(typ) else keys.view(f"uint{typ.bit_width}")
         hi = pc.fill_null(bits, 0).to_numpy().astype(np.uint64)
@@ -59,6 +58,20 @@ def key_hashes(keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         null = pc.is_null(keys).to_numpy(zero_copy_only=False)
         hi[null] = lo[null] = 0
     return hi, lo
+
+
+def _digests(values: pa.Array, large: bool) -> bytes:
+    """The xxh3-128 digest of each text or binary value, concatenated. Hashed from slices of the data buffer:
+    half the time of making a bytes object of each value (to_pylist). A null value's slot is hashed as it is
+    (key_hashes overrides it)."""
+    if not len(values):
+        return b""
+    _, offsets, data = values.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int64 if large else np.int32)
+    bounds = bounds[values.offset: values.offset + len(values) + 1]
+    view = memoryview(data if data is not None else b"")
+    digest = xxhash.xxh3_128_digest
+    return b"".join([digest(view[start:end]) for start, end in pairwise(bounds.tolist())])
 
 
 class SeenKeys:

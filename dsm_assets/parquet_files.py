@@ -20,6 +20,7 @@ checksums: the same rows give the same bytes."""
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
+from dsm_assets.atomic import fsync_file
 from dsm_assets.registry import CLEAN_FILE_SIZE_AUTO
 
 ROW_GROUP_BYTES = 32 << 20  # value bytes per row group (see row_stats)
@@ -144,15 +146,20 @@ def _window(data: np.ndarray, at: np.ndarray, ends: np.ndarray) -> np.ndarray:
         data = np.concatenate([data, np.zeros(8 - len(data), dtype=np.uint8)])
     words = np.ndarray((len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
     clamped = np.minimum(at, len(data) - 8)
-    word = words[clamped] >> ((at - clamped).astype(np.uint64) * _U64(8))
-    count = np.clip(ends - at, 0, 8).astype(np.uint64)
-    keep = np.where(count >= 8, _U64(0xFFFFFFFFFFFFFFFF), (_U64(1) << (count * _U64(8))) - _U64(1))
-    return word & keep
+    word = words[clamped]
+    count = ends - at
+    if (count < 8).any():  # else every window is whole (and `at` + 8 <= the buffer's end: unclamped)
+        count = np.clip(count, 0, 8).astype(np.uint64)
+        keep = np.where(count >= 8, _U64(0xFFFFFFFFFFFFFFFF), (_U64(1) << (count * _U64(8))) - _U64(1))
+        word = (word >> ((at - clamped).astype(np.uint64) * _U64(8))) & keep
+    return word
 
 
 class ParquetFiles:
     """Writes a stream of batches into `folder` (a fresh temp folder) as content-defined files; `close()`
-    names them `train-XXXXX-of-YYYYY.parquet` and returns them in order. Memory holds one row group."""
+    names them `train-XXXXX-of-YYYYY.parquet` and returns them in order. Memory holds one row group.
+    Each finished file is fsynced in a thread while the next is written, so the caller's fsync before its
+    commit finds little left to flush (the disk writes overlap the cleaning instead of following it)."""
 
     def __init__(self, folder: Path, schema: pa.Schema, *, file_size: int = CLEAN_FILE_SIZE_AUTO[1],
                  media: bool = False) -> None:
@@ -167,6 +174,8 @@ class ParquetFiles:
         self._group: list[pa.RecordBatch] = []
         self._group_bytes = 0
         self._group_rows = 0
+        self._syncer = ThreadPoolExecutor(1)
+        self._synced: list[Future[None]] = []
 
     def write(self, batch: pa.RecordBatch) -> None:
         if not batch.num_rows:
@@ -228,6 +237,7 @@ class ParquetFiles:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+            self._synced.append(self._syncer.submit(fsync_file, self._parts[-1]))
         self._file_bytes = 0
 
     def close(self) -> list[Path]:
@@ -236,6 +246,9 @@ class ParquetFiles:
         if not self._parts:
             self._open()
             self._end_file()
+        self._syncer.shutdown()
+        for synced in self._synced:
+            synced.result()
         named = []
         for i, part in enumerate(self._parts):
             target = self.folder / file_name(i, len(self._parts))
@@ -247,4 +260,5 @@ class ParquetFiles:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        self._syncer.shutdown()
 
