@@ -4,7 +4,7 @@ the same data. Progress goes to stderr, the table (markdown) to stdout.
     .venv/bin/python -m bench [--quick]      (make bench; goal: under 10 minutes on 2 cores. --quick: smaller
                                               sizes, for development)
     .venv/bin/python -m bench --large        (make bench-large: only the hop-by-hop lines, on a 5 GB CSV, peak
-                                              RSS <= 1 GiB in every hop; ~17-21 minutes on 2 cores, 2026-11-30,
+                                              RSS <= 1 GiB in every hop; 12-21 minutes on 2 cores, 2026-11-30,
                                               the two webdataset baselines on a seeded 100,000 samples, time
                                               scaled)"""
 
